@@ -1,0 +1,1 @@
+"""The MAVROS bridge: the one place that knows MAVROS and PX4."""

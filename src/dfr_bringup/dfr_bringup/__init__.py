@@ -1,0 +1,1 @@
+"""Bringing the graph up: its description, the project's runner, and run records."""

@@ -1,0 +1,180 @@
+"""The project's runner: starts the graph as processes, the way `ros2 launch` would.
+
+`launch` and `launch_ros` are not on PyPI, so on a machine with ROS 2 from wheels
+this runner starts the nodes that launch/sim.launch.py starts: the same executables
+from the colcon install, the same parameter files, the same overrides. Every node's
+output is echoed with its name and kept in the run directory; when the required
+node (the run recorder) exits, the others are stopped, as launch's OnProcessExit
+with a Shutdown would, and the runner exits with the recorder's code.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+from dfr_bringup.graph import NodeSpec, SimRun, sim_graph
+
+
+def executable_path(spec: NodeSpec) -> Path:
+    """Where colcon installed the node's executable: <prefix>/lib/<package>/<executable>."""
+    try:
+        prefix = get_package_prefix(spec.package)
+    except PackageNotFoundError as err:
+        raise SystemExit(f"package '{spec.package}' is not installed: build the workspace "
+                         "and source install/setup.bash (or run 'make build')") from err
+    path = Path(prefix) / "lib" / spec.package / spec.executable
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist: is '{spec.executable}' an entry point of {spec.package}?")
+    return path
+
+
+def node_command(spec: NodeSpec, config_dir: Path) -> list[str]:
+    command = [str(executable_path(spec)), "--ros-args", "-r", f"__node:={spec.name}",
+               "-r", f"__ns:={spec.namespace}"]
+    for name in spec.param_files:
+        command += ["--params-file", str(config_dir / name)]
+    for key, value in spec.overrides.items():
+        # Parameter values on the command line are YAML; JSON is YAML, and quotes keep strings strings.
+        command += ["-p", f"{key}:={json.dumps(value)}"]
+    return command
+
+
+class Graph:
+    """The running node processes."""
+
+    def __init__(self, specs: list[NodeSpec], config_dir: Path, log_path: Path, echo: bool = True):
+        self.specs = specs
+        self.config_dir = config_dir
+        self.echo = echo
+        self.log = log_path.open("a", buffering=1)
+        self.lock = threading.Lock()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for spec in self.specs:
+            command = node_command(spec, self.config_dir)
+            self._write(f"[runner] starting {spec.fully_qualified_name}: {' '.join(command)}", echo=False)
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                       bufsize=1)
+            self.processes[spec.fully_qualified_name] = process
+            thread = threading.Thread(target=self._pump, args=(spec.fully_qualified_name, process), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _pump(self, name: str, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self._write(f"[{name}] {line.rstrip()}")
+
+    def _write(self, line: str, echo: bool | None = None) -> None:
+        with self.lock:
+            self.log.write(line + "\n")
+            if self.echo if echo is None else echo:
+                print(line, flush=True)
+
+    def wait_for_required(self, stop: threading.Event) -> int:
+        """Block until a required node exits (its code is returned), every node has exited, or `stop`."""
+        required = [s.fully_qualified_name for s in self.specs if s.required]
+        reported: set[str] = set()
+        while not stop.wait(0.2):
+            for name in required:
+                code = self.processes[name].poll()
+                if code is not None:
+                    self._write(f"[runner] {name} exited with {code}: stopping the graph")
+                    return code
+            for name, process in self.processes.items():
+                code = process.poll()
+                if code not in (None, 0) and name not in reported:
+                    reported.add(name)
+                    self._write(f"[runner] {name} failed with exit code {code}")
+            if all(p.poll() is not None for p in self.processes.values()):
+                return 1
+        self._write("[runner] terminated: stopping the graph")
+        return 143
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGINT, then SIGTERM, then SIGKILL, each after a grace period, as launch does."""
+        for sig, wait in ((signal.SIGINT, grace_s), (signal.SIGTERM, 2.0), (signal.SIGKILL, 1.0)):
+            alive = [p for p in self.processes.values() if p.poll() is None]
+            if not alive:
+                break
+            for process in alive:
+                process.send_signal(sig)
+            deadline = time.monotonic() + wait
+            for process in alive:
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        for thread in self.threads:
+            thread.join(timeout=1.0)
+        self.log.close()
+
+
+def make_run_dir(runs_dir: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir / stamp
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = runs_dir / f"{stamp}-{suffix}"
+    run_dir.mkdir(parents=True)
+    latest = runs_dir / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run_dir.name)
+    return run_dir
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-dir", type=Path, default=Path("config"), help="the project's config/ directory")
+    parser.add_argument("--fleet", default="fleet/islington.yaml", help="fleet file, relative to the config dir")
+    parser.add_argument("--scenario", default="scenarios/foundation_single_call.yaml",
+                        help="scenario file, relative to the config dir")
+    parser.add_argument("--speed", type=float, default=10.0, help="sim seconds per wall second")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are made")
+    parser.add_argument("--quiet", action="store_true", help="keep node output in the log file only")
+    args = parser.parse_args(argv)
+
+    config_dir = args.config_dir.resolve()
+    run_dir = make_run_dir(args.runs_dir.resolve())
+    run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
+                 scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed)
+    specs = sim_graph(run)
+    (run_dir / "graph.json").write_text(json.dumps(
+        [{"node": s.fully_qualified_name, "package": s.package, "executable": s.executable,
+          "param_files": list(s.param_files), "overrides": s.overrides, "required": s.required}
+         for s in specs], indent=2) + "\n")
+    print(f"[runner] run directory {run_dir}; {len(specs)} nodes; node output in {run_dir / 'graph.log'}",
+          flush=True)
+
+    graph = Graph(specs, config_dir, run_dir / "graph.log", echo=not args.quiet)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    code = 1
+    try:
+        graph.start()
+        code = graph.wait_for_required(stop)
+    except KeyboardInterrupt:
+        print("[runner] interrupted: stopping the graph", flush=True)
+        code = 130
+    finally:
+        graph.stop()
+    metrics = run_dir / "metrics.json"
+    if metrics.exists():
+        print(f"[runner] metrics: {metrics}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

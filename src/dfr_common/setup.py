@@ -1,0 +1,19 @@
+from setuptools import find_packages, setup
+
+package_name = "dfr_common"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="dfr maintainers",
+    maintainer_email="maintainers@dfr.invalid",
+    description="Geodesy, fleet configuration and rclpy helpers shared by the dfr packages.",
+    license="Apache-2.0",
+)

@@ -1,0 +1,1 @@
+"""Dispatch: which drone answers which incident, by which route."""

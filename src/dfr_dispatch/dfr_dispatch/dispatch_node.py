@@ -1,0 +1,190 @@
+"""The dispatch node: incidents in, missions out through each vehicle's ExecuteMission action.
+
+It keeps the fleet picture from every vehicle's VehicleStatus, picks a drone for each
+open, eligible incident, sends the mission, and follows it to its result: an incident
+whose drone never reached the scene goes back in the queue for another.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.node import Node
+
+from dfr_common import qos
+from dfr_common.fleet import load_fleet
+from dfr_common.node_main import run
+from dfr_common.parameters import Param, declare
+from dfr_common.ros_time import to_seconds
+from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
+from dfr_dispatch.mission_plan import PlanConfig, plan_direct
+from dfr_dispatch.nearest_idle import nearest_idle
+from dfr_interfaces.action import ExecuteMission
+from dfr_interfaces.msg import FleetStatus, GeoWaypoint, Incident, MissionPlan, VehicleStatus
+
+_GRADE_ORDER = {"I": 0, "S": 1, "E": 2, "R": 3}
+
+
+@dataclass
+class Assignment:
+    vehicle_id: str
+    mission_id: str
+    goal_handle: object = None
+
+
+class DispatchNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("dispatch", **kwargs)
+        p = self.params = declare(self, [
+            Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
+            Param("cruise_altitude_m", 60.0, "transit height above home", 10.0, 120.0),
+            Param("cruise_speed_m_s", 15.0, "planned transit speed", 1.0, 40.0),
+            Param("standoff_radius_m", 40.0, "horizontal distance kept from the scene", 0.0, 500.0),
+            Param("on_scene_duration_s", 120.0, "time on scene before returning; 0 until canceled",
+                  0.0, 7200.0),
+            Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
+            Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
+                  1.0, 60.0),
+            Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+        ])
+        if not p.fleet_file:
+            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
+        self.fleet = load_fleet(p.fleet_file)
+        self.plan_config = PlanConfig(p.cruise_altitude_m, p.cruise_speed_m_s, p.standoff_radius_m,
+                                      p.on_scene_duration_s)
+        self.picture = FleetPicture(self.fleet, p.status_timeout_s)
+        self.statuses: dict[str, VehicleStatus] = {}
+        self.incidents: dict[str, Incident] = {}
+        self.assignments: dict[str, Assignment] = {}
+        self.attended: set[str] = set()
+        self.queue_reasons: dict[str, str] = {}
+        self._mission_counter = 0
+
+        self.create_subscription(Incident, "incidents", self._on_incident,
+                                 qos.incidents(p.incident_history_depth))
+        self.clients_by_vehicle = {}
+        for vehicle_id in self.fleet.vehicles:
+            self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
+                                     qos.LATCHED_STATE)
+            self.clients_by_vehicle[vehicle_id] = ActionClient(self, ExecuteMission,
+                                                               f"/{vehicle_id}/execute_mission")
+        self.fleet_pub = self.create_publisher(FleetStatus, "fleet_status", qos.RELIABLE)
+        self.create_timer(p.decision_period_s, self._decide)
+        self.get_logger().info(f"dispatching {len(self.fleet.vehicles)} vehicles from "
+                               f"{len(self.fleet.bases)} bases ({self.fleet.source})")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ----------------------------------------------------------------- inputs
+    def _on_incident(self, msg: Incident):
+        known = self.incidents.get(msg.incident_id)
+        if known is not None and known.revision >= msg.revision:
+            return
+        self.incidents[msg.incident_id] = msg
+
+    def _on_status(self, msg: VehicleStatus):
+        if msg.vehicle_id not in self.fleet.vehicles:
+            self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
+            return
+        self.statuses[msg.vehicle_id] = msg
+        self.picture.update(VehicleView(
+            msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude, msg.available,
+            msg.battery_fraction, msg.phase.value, msg.mission_id, msg.detail, self._now()))
+
+    # --------------------------------------------------------------- decisions
+    def _waiting(self) -> list[Incident]:
+        waiting = [i for i in self.incidents.values()
+                   if i.state == Incident.STATE_OPEN and i.drone_eligible
+                   and i.incident_id not in self.assignments and i.incident_id not in self.attended]
+        return sorted(waiting, key=lambda i: (_GRADE_ORDER.get(i.grade, 9), to_seconds(i.calls[0].call_time)
+                                              if i.calls else 0.0))
+
+    def _decide(self):
+        now = self._now()
+        for incident in self._waiting():
+            idle = self.picture.idle(now)
+            choice = nearest_idle(incident.location.latitude, incident.location.longitude, idle)
+            if choice is None:
+                self.queue_reasons[incident.incident_id] = "no drone available: all busy, charging or offline"
+                continue
+            vehicle, distance = choice
+            self._send_mission(incident, vehicle.vehicle_id, distance)
+        self._publish_fleet_status()
+
+    def _send_mission(self, incident: Incident, vehicle_id: str, distance_m: float):
+        client = self.clients_by_vehicle[vehicle_id]
+        if not client.server_is_ready():
+            self.queue_reasons[incident.incident_id] = f"{vehicle_id}'s bridge is not serving missions"
+            return
+        self._mission_counter += 1
+        mission_id = f"M{self._mission_counter:05d}-{incident.incident_id}-{vehicle_id}"
+        home = self.fleet.vehicle_home(vehicle_id)
+        plan = plan_direct(home, incident.location.latitude, incident.location.longitude, self.plan_config)
+        goal = ExecuteMission.Goal(incident=incident, plan=MissionPlan(
+            mission_id=mission_id,
+            route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude, altitude_rel_m=w.altitude_rel_m)
+                   for w in plan.route],
+            cruise_speed_m_s=self.plan_config.cruise_speed_m_s,
+            standoff_radius_m=self.plan_config.standoff_radius_m,
+            on_scene_duration_s=self.plan_config.on_scene_duration_s,
+            return_route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude,
+                                      altitude_rel_m=w.altitude_rel_m) for w in plan.return_route]))
+        goal.plan.scene = incident.location
+        assignment = Assignment(vehicle_id, mission_id)
+        self.assignments[incident.incident_id] = assignment
+        self.picture.reserve(vehicle_id, incident.incident_id)
+        self.queue_reasons.pop(incident.incident_id, None)
+        self.get_logger().info(f"{incident.incident_id} (grade {incident.grade} {incident.category}): "
+                               f"sending {vehicle_id}, nearest idle at {distance_m:.0f} m, as {mission_id}")
+        future = client.send_goal_async(goal)
+        future.add_done_callback(lambda f: self._on_goal_response(incident.incident_id, assignment, f))
+
+    def _on_goal_response(self, incident_id: str, assignment: Assignment, future):
+        goal_handle = future.result()
+        if not goal_handle.accepted:
+            self.get_logger().warning(f"{assignment.vehicle_id} refused {assignment.mission_id}; "
+                                      f"{incident_id} goes back in the queue")
+            self._end_assignment(incident_id, assignment)
+            return
+        assignment.goal_handle = goal_handle
+        goal_handle.get_result_async().add_done_callback(
+            lambda f: self._on_result(incident_id, assignment, f))
+
+    def _on_result(self, incident_id: str, assignment: Assignment, future):
+        response = future.result()
+        result = response.result
+        if result.reached_scene:
+            self.attended.add(incident_id)
+        outcome = {v: k for k, v in vars(ExecuteMission.Result).items() if k.startswith("OUTCOME_")}.get(
+            result.outcome, str(result.outcome))
+        status = "succeeded" if response.status == GoalStatus.STATUS_SUCCEEDED else "did not succeed"
+        self.get_logger().info(f"{assignment.mission_id} {status}: {outcome}: {result.reason}"
+                               + ("" if result.reached_scene else f"; {incident_id} goes back in the queue"))
+        self._end_assignment(incident_id, assignment)
+
+    def _end_assignment(self, incident_id: str, assignment: Assignment):
+        if self.assignments.get(incident_id) is assignment:
+            del self.assignments[incident_id]
+        self.picture.release(assignment.vehicle_id)
+
+    # ------------------------------------------------------------------ output
+    def _publish_fleet_status(self):
+        queued = [i.incident_id for i in self._waiting()]
+        msg = FleetStatus(vehicles=[self.statuses[v] for v in self.fleet.vehicles if v in self.statuses],
+                          queued_incident_ids=queued,
+                          queue_reasons=[self.queue_reasons.get(i, "waiting for the next decision")
+                                         for i in queued])
+        msg.vehicles_available = len(self.picture.idle(self._now()))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.fleet_pub.publish(msg)
+
+
+def main(args=None):
+    sys.exit(run(DispatchNode, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Incident intake: where calls from the control room become incidents."""

@@ -1,0 +1,298 @@
+"""The simulator node: every vehicle of the fleet behind MAVROS's topics and services, and /clock.
+
+Each vehicle answers under `/<vehicle>/<mavros_namespace>/...` with the names, types
+and QoS that MAVROS 2 uses with PX4, so a bridge cannot tell it from the real thing.
+The node owns simulated time: it steps the vehicles on a wall-clock timer (its only
+use of the wall clock) and publishes /clock after every step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped, Quaternion, TwistStamped
+from mavros_msgs.msg import ExtendedState, GlobalPositionTarget, HomePosition, State, StatusText
+from mavros_msgs.srv import CommandBool, CommandTOL, SetMode
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
+from std_msgs.msg import Float64, Header
+
+from dfr_common import qos
+from dfr_common.fleet import Fleet, load_fleet
+from dfr_common.geodesy import LocalFrame
+from dfr_common.node_main import run
+from dfr_common.parameters import Param, declare
+from dfr_sim import px4
+from dfr_sim.multirotor import Multirotor, MultirotorConfig
+from dfr_sim.pacing import Pacer
+
+_SEVERITY = {"info": StatusText.INFO, "warning": StatusText.WARNING, "critical": StatusText.CRITICAL}
+
+
+def _vehicle_params():
+    """One `vehicle.<name>` parameter per MultirotorConfig field, with its range."""
+    for f in dataclasses.fields(MultirotorConfig):
+        meta = f.metadata
+        yield Param(f"vehicle.{f.name}", f.default, meta.get("doc", ""), meta.get("min"), meta.get("max"))
+
+
+def _yaw_quaternion(yaw: float) -> Quaternion:
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
+
+
+class _Schedule:
+    """Publishes at a fixed rate in sim time."""
+
+    def __init__(self, rate_hz: float):
+        self.period = 1.0 / rate_hz
+        self.next_s = 0.0
+
+    def due(self, now: float) -> bool:
+        if now + 1e-9 < self.next_s:
+            return False
+        self.next_s = max(self.next_s + self.period, now)
+        return True
+
+
+class SimulatedVehicle:
+    """One Multirotor and its MAVROS face."""
+
+    def __init__(self, node: SimulatorNode, fleet: Fleet, vehicle_id: str, config: MultirotorConfig,
+                 mavros_ns: str, rates):
+        self.node = node
+        self.site = fleet.site
+        self.vehicle_id = vehicle_id
+        self.model = Multirotor(vehicle_id, config, ground_amsl_m=fleet.site.ground_amsl_m)
+        self.frame = LocalFrame(fleet.vehicle_home(vehicle_id))
+        ns = f"/{vehicle_id}/{mavros_ns}"
+        self.prefix = ns
+        self.link_up = True
+
+        pub = node.create_publisher
+        self.state_pub = pub(State, f"{ns}/state", qos.LATCHED_STATE)
+        self.extended_state_pub = pub(ExtendedState, f"{ns}/extended_state", qos.LATCHED_STATE)
+        self.battery_pub = pub(BatteryState, f"{ns}/battery", qos.SENSOR_DATA)
+        self.global_pub = pub(NavSatFix, f"{ns}/global_position/global", qos.SENSOR_DATA)
+        self.rel_alt_pub = pub(Float64, f"{ns}/global_position/rel_alt", qos.SENSOR_DATA)
+        self.pose_pub = pub(PoseStamped, f"{ns}/local_position/pose", qos.SENSOR_DATA)
+        self.velocity_pub = pub(TwistStamped, f"{ns}/local_position/velocity_local", qos.SENSOR_DATA)
+        self.home_pub = pub(HomePosition, f"{ns}/home_position/home", qos.LATCHED_STATE)
+        self.statustext_pub = pub(StatusText, f"{ns}/statustext/recv", qos.SENSOR_DATA)
+
+        node.create_subscription(GlobalPositionTarget, f"{ns}/setpoint_raw/global",
+                                 self._on_global_setpoint, qos.SENSOR_DATA)
+        node.create_service(CommandBool, f"{ns}/cmd/arming", self._on_arming)
+        node.create_service(SetMode, f"{ns}/set_mode", self._on_set_mode)
+        node.create_service(CommandTOL, f"{ns}/cmd/takeoff", self._on_takeoff)
+        node.create_service(CommandTOL, f"{ns}/cmd/land", self._on_land)
+
+        self.heartbeat = _Schedule(rates.state_rate_hz)
+        self.position_schedule = _Schedule(rates.position_rate_hz)
+        self.battery_schedule = _Schedule(rates.battery_rate_hz)
+        self.home_schedule = _Schedule(rates.home_rate_hz)
+
+    # ----------------------------------------------------------- MAVROS services
+    def _on_arming(self, request, response):
+        response.success, response.result = self.model.arm(bool(request.value), self.node.sim_now)
+        return response
+
+    def _on_set_mode(self, request, response):
+        if request.base_mode != 0 and not request.custom_mode:
+            # Base-mode-only requests are not a PX4 workflow; MAVROS would send them blindly.
+            response.mode_sent = True
+            self.model.say(self.node.sim_now, "warning", f"Ignored base_mode {request.base_mode}")
+            return response
+        response.mode_sent = self.model.set_mode(request.custom_mode, self.node.sim_now)
+        return response
+
+    def _on_takeoff(self, request, response):
+        position_given = math.isfinite(request.latitude) and math.isfinite(request.longitude)
+        response.success, response.result = self.model.takeoff(
+            self.node.sim_now, float(request.altitude), position_given)
+        return response
+
+    def _on_land(self, request, response):
+        response.success, response.result = self.model.land(self.node.sim_now)
+        return response
+
+    def _on_global_setpoint(self, msg: GlobalPositionTarget):
+        now = self.node.sim_now
+        if msg.coordinate_frame not in (px4.FRAME_GLOBAL_INT, px4.FRAME_GLOBAL_REL_ALT,
+                                        px4.FRAME_GLOBAL_TERRAIN_ALT):
+            self.model.say(now, "critical",
+                            f"SET_POSITION_TARGET_GLOBAL_INT invalid coordinate frame {msg.coordinate_frame}")
+            return
+        position = None
+        position_mask = px4.IGNORE_LATITUDE | px4.IGNORE_LONGITUDE | px4.IGNORE_ALTITUDE
+        if not msg.type_mask & position_mask:
+            east, north, _ = self.frame.to_enu(msg.latitude, msg.longitude)
+            if msg.coordinate_frame == px4.FRAME_GLOBAL_INT:
+                up = msg.altitude - self.site.ground_amsl_m
+            elif msg.coordinate_frame == px4.FRAME_GLOBAL_REL_ALT:
+                up = msg.altitude + float(self.model.home[2])
+            else:  # above terrain: the simulated ground is flat
+                up = msg.altitude
+            position = (float(east), float(north), float(up))
+        velocity = None
+        velocity_mask = px4.IGNORE_VX | px4.IGNORE_VY | px4.IGNORE_VZ
+        if not msg.type_mask & velocity_mask:
+            velocity = (msg.velocity.x, msg.velocity.y, msg.velocity.z)
+        yaw = None if msg.type_mask & px4.IGNORE_YAW else float(msg.yaw)
+        if not all(math.isfinite(v) for v in (position or ()) + (velocity or ())):
+            self.model.say(now, "critical", "Setpoint with a non-finite value ignored")
+            return
+        self.model.setpoint(now, position=position, velocity=velocity, yaw=yaw)
+
+    # ---------------------------------------------------------------- telemetry
+    def publish(self, now: float, stamp: Time):
+        if not self.link_up:
+            return
+        model = self.model
+        if self.heartbeat.due(now):
+            self.state_pub.publish(State(
+                connected=True, armed=model.armed,
+                guided=model.mode not in px4.PILOT_MODES,
+                manual_input=self.model.config.rc_available, mode=model.mode,
+                system_status=px4.MAV_STATE_ACTIVE if model.armed else px4.MAV_STATE_STANDBY,
+                header=self._header(stamp)))
+            self.extended_state_pub.publish(ExtendedState(
+                header=self._header(stamp), vtol_state=0, landed_state=model.landed_state))
+        if self.position_schedule.due(now):
+            self._publish_position(stamp)
+        if self.battery_schedule.due(now):
+            self.battery_pub.publish(BatteryState(
+                header=self._header(stamp), percentage=float(model.battery_fraction),
+                voltage=float(14.0 + 2.8 * model.battery_fraction), present=True,
+                power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
+                power_supply_health=BatteryState.POWER_SUPPLY_HEALTH_GOOD,
+                power_supply_technology=BatteryState.POWER_SUPPLY_TECHNOLOGY_LIPO,
+                current=float("nan"), charge=float("nan"), capacity=float("nan"),
+                design_capacity=float("nan"), temperature=float("nan")))
+        if self.home_schedule.due(now):
+            self._publish_home(stamp)
+        self._publish_events(stamp)
+
+    @staticmethod
+    def _header(stamp, frame_id=""):
+        return Header(stamp=stamp, frame_id=frame_id)
+
+    def _publish_position(self, stamp):
+        model = self.model
+        e, n, u = model.position
+        lat, lon, alt = self.frame.to_geodetic(float(e), float(n), float(u))
+        fix = NavSatFix(header=self._header(stamp, "base_link"), latitude=float(lat),
+                        longitude=float(lon), altitude=float(alt))
+        fix.status.status = NavSatStatus.STATUS_FIX if model.gps_ok else NavSatStatus.STATUS_NO_FIX
+        fix.status.service = NavSatStatus.SERVICE_GPS
+        fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
+        self.global_pub.publish(fix)
+        self.rel_alt_pub.publish(Float64(data=model.height_above_home))
+        pose = PoseStamped(header=self._header(stamp, "map"))
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(e), float(n), float(u))
+        pose.pose.orientation = _yaw_quaternion(model.yaw)
+        self.pose_pub.publish(pose)
+        twist = TwistStamped(header=self._header(stamp, "map"))
+        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in model.velocity)
+        self.velocity_pub.publish(twist)
+
+    def _publish_home(self, stamp):
+        home = self.model.home
+        lat, lon, alt = self.frame.to_geodetic(float(home[0]), float(home[1]), float(home[2]))
+        msg = HomePosition(header=self._header(stamp, "map"))
+        msg.geo.latitude, msg.geo.longitude, msg.geo.altitude = float(lat), float(lon), float(alt)
+        msg.position.x, msg.position.y, msg.position.z = (float(v) for v in home)
+        msg.orientation = _yaw_quaternion(0.0)
+        self.home_pub.publish(msg)
+
+    def _publish_events(self, stamp):
+        while self.model.events:
+            event = self.model.events.popleft()
+            self.statustext_pub.publish(StatusText(header=self._header(stamp),
+                                                   severity=_SEVERITY[event.severity], text=event.text))
+            log = self.node.get_logger()
+            line = f"[{self.vehicle_id}] PX4: {event.text}"
+            if event.severity == "critical":
+                log.warning(line)
+            else:
+                log.info(line)
+
+
+class SimulatorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim", **kwargs)
+        self.params = declare(self, [
+            Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
+            Param("mavros_namespace", "mavros", "MAVROS namespace under each vehicle's namespace"),
+            Param("speed", 10.0, "target ratio of sim time to wall time", 0.1, 1000.0),
+            Param("clock_period_s", 0.1, "/clock resolution: the sim time between two /clock messages; "
+                  "timers in other nodes fire on these ticks", 0.01, 0.5),
+            Param("physics_substeps", 2, "physics steps per clock tick", 1, 50),
+            Param("state_rate_hz", 1.0, "State and ExtendedState rate, as PX4's HEARTBEAT", 0.2, 50.0),
+            Param("position_rate_hz", 5.0, "global/local position and velocity rate", 0.5, 100.0),
+            Param("battery_rate_hz", 1.0, "BatteryState rate", 0.1, 50.0),
+            Param("home_rate_hz", 0.5, "HomePosition rate, as PX4 streams HOME_POSITION", 0.1, 10.0),
+            *_vehicle_params(),
+        ])
+        if not self.params.fleet_file:
+            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
+        fleet = load_fleet(self.params.fleet_file)
+        config = MultirotorConfig(**{f.name: getattr(self.params, f"vehicle_{f.name}")
+                                     for f in dataclasses.fields(MultirotorConfig)})
+        self.vehicles = [SimulatedVehicle(self, fleet, vehicle_id, config,
+                                          self.params.mavros_namespace, self.params)
+                         for vehicle_id in fleet.vehicles]
+        self.pacer = Pacer(self.params.clock_period_s, self.params.speed)
+        self.physics_dt = self.params.clock_period_s / self.params.physics_substeps
+        self.sim_now = 0.0
+        self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
+        self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+        # At most one clock tick per timer call, so that the rest of the graph gets a turn
+        # between ticks; the timer checks twice per tick period, and if the machine falls
+        # behind, sim time runs slower rather than in bursts.
+        self._timer = self.create_timer(0.5 * self.params.clock_period_s / self.params.speed, self._tick,
+                                        clock=self._wall)
+        self._publish_all(0)
+        self.get_logger().info(
+            f"simulating {len(self.vehicles)} vehicles of {fleet.source} at {self.params.speed:g}x "
+            f"real time, /clock every {self.params.clock_period_s:g} s")
+
+    def _tick(self):
+        if not self.pacer.ticks_due(self._wall_seconds()):
+            return
+        start = self.sim_now
+        now_ns = self.pacer.advance()
+        self.sim_now = now_ns * 1e-9
+        for k in range(1, self.params.physics_substeps + 1):
+            t = start + k * self.physics_dt
+            for vehicle in self.vehicles:
+                vehicle.model.step(t, self.physics_dt)
+        self._publish_all(now_ns)
+
+    def _publish_all(self, now_ns: int):
+        stamp = Time(sec=now_ns // 1_000_000_000, nanosec=now_ns % 1_000_000_000)
+        self.clock_pub.publish(ClockMsg(clock=stamp))
+        now = now_ns * 1e-9
+        for vehicle in self.vehicles:
+            vehicle.publish(now, stamp)
+
+    def _wall_seconds(self) -> float:
+        return self._wall.now().nanoseconds * 1e-9
+
+    def real_time_factor(self) -> float:
+        return self.pacer.real_time_factor(self._wall_seconds())
+
+    def on_shutdown(self):
+        self.get_logger().info(
+            f"sim time {self.sim_now:.1f} s, real-time factor {self.real_time_factor():.1f}")
+
+
+def main(args=None):
+    sys.exit(run(SimulatorNode, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Shared set-up of the system tests: an isolated ROS domain and an in-process graph.
+
+System tests run real rclpy nodes, several in one process, on sim time from the
+embedded simulator. Each test gets its own rclpy Context, so one test's nodes never
+see another's.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Keep test traffic on this host and away from any other ROS graph on it. Set before
+# any rclpy Context exists, which is when the middleware reads them.
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+PARAM_FILES = ("sim.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml")
+
+
+class InProcessGraph:
+    """The embedded-simulator graph, every node in one executor, on sim time."""
+
+    def __init__(self, context, fleet_file: Path, speed: float = 50.0, sim_overrides=None,
+                 dispatch_overrides=None, bridge_overrides=None, with_dispatch=True):
+        import rclpy
+        from rclpy.parameter import Parameter
+
+        from dfr_bridge.bridge_node import BridgeNode
+        from dfr_common.fleet import load_fleet
+        from dfr_common.node_main import make_executor
+        from dfr_dispatch.dispatch_node import DispatchNode
+        from dfr_intake.intake_node import IntakeNode
+        from dfr_sim.sim_node import SimulatorNode
+
+        def params(mapping):
+            return [Parameter(k, value=v) for k, v in mapping.items()]
+
+        sim_time = {"use_sim_time": True}
+        self.context = context
+        self.fleet = load_fleet(fleet_file)
+        self.sim = SimulatorNode(context=context, parameter_overrides=params(
+            {"fleet_file": str(fleet_file), "speed": speed, **(sim_overrides or {})}))
+        self.intake = IntakeNode(context=context, namespace="dfr", parameter_overrides=params(
+            {**sim_time, "operating_area_file": str(CONFIG / "airspace" / "operating_area.geojson")}))
+        self.nodes = [self.sim, self.intake]
+        self.dispatch = None
+        if with_dispatch:
+            self.dispatch = DispatchNode(context=context, namespace="dfr", parameter_overrides=params(
+                {**sim_time, "fleet_file": str(fleet_file), **(dispatch_overrides or {})}))
+            self.nodes.append(self.dispatch)
+        self.bridges = {}
+        for vehicle in self.fleet.vehicles.values():
+            bridge = BridgeNode(context=context, namespace=vehicle.vehicle_id, parameter_overrides=params(
+                {**sim_time, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id,
+                 **(bridge_overrides or {})}))
+            self.bridges[vehicle.vehicle_id] = bridge
+            self.nodes.append(bridge)
+        self.client_node = rclpy.create_node("test_client", context=context,
+                                             parameter_overrides=params(sim_time))
+        self.nodes.append(self.client_node)
+        self.executor = make_executor(context)
+        for node in self.nodes:
+            self.executor.add_node(node)
+
+    def vehicle(self, vehicle_id: str):
+        return next(v for v in self.sim.vehicles if v.vehicle_id == vehicle_id)
+
+    def spin_until(self, predicate, timeout_s: float, what: str = "condition"):
+        """Spin until predicate() is truthy; fail after timeout_s of wall time."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.01)
+            value = predicate()
+            if value:
+                return value
+        raise AssertionError(f"timed out after {timeout_s:.0f} s wall ({self.sim.sim_now:.0f} s sim) "
+                             f"waiting for {what}")
+
+    def call(self, client, request, timeout_s: float = 10.0):
+        assert client.wait_for_service(timeout_sec=timeout_s), f"service {client.srv_name} not available"
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout_s, f"an answer from {client.srv_name}")
+        return future.result()
+
+    def report_call(self, timeout_s: float = 10.0, **fields):
+        from dfr_interfaces.msg import Call
+        from dfr_interfaces.srv import ReportIncident
+
+        if not hasattr(self, "_report_client"):
+            self._report_client = self.client_node.create_client(ReportIncident, "/dfr/report_incident")
+        self.spin_until(lambda: self.client_node.get_clock().now().nanoseconds > 0, timeout_s, "sim time")
+        call = Call(call_time=self.client_node.get_clock().now().to_msg(), **fields)
+        return self.call(self._report_client, ReportIncident.Request(call=call), timeout_s)
+
+    def close(self):
+        self.executor.shutdown()
+        for node in self.nodes:
+            node.destroy_node()
+
+
+@pytest.fixture
+def ros_context():
+    """An rclpy Context initialised with the project's parameter files, like the runner."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    args = ["--ros-args"]
+    for name in PARAM_FILES:
+        args += ["--params-file", str(CONFIG / name)]
+    rclpy.init(args=args, context=context)
+    yield context
+    context.try_shutdown()
+
+
+@pytest.fixture
+def graph_factory(ros_context):
+    graphs = []
+
+    def make(**kwargs):
+        graph = InProcessGraph(ros_context, **kwargs)
+        graphs.append(graph)
+        return graph
+
+    yield make
+    for graph in graphs:
+        graph.close()

@@ -1,0 +1,57 @@
+"""One 999 call answered end to end, every node real, on sim time in one process.
+
+A call reported through intake's ReportIncident service is dispatched to the nearest
+idle drone; its bridge flies it through the simulator's MAVROS interface to the
+incident, holds there, brings it back and lands it on its dock.
+"""
+import math
+from pathlib import Path
+
+from dfr_bridge.mission_sequencer import Outcome
+from dfr_common.geodesy import LocalFrame
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+INCIDENT = {"latitude": 51.5412, "longitude": -0.1027}   # Upper Street, ~1.1 km from Islington
+
+
+def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory):
+    graph = graph_factory(
+        fleet_file=FIXTURES / "fleet_two_bases.yaml",
+        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0, "cruise_altitude_m": 40.0})
+    answer = graph.report_call(cad_ref="CAD-E2E-1", grade="I", category="dangerous_driving",
+                               location_uncertainty_m=30.0, description="e-bike ridden dangerously", **INCIDENT)
+    assert answer.accepted, answer.errors
+    assert answer.drone_eligible, answer.policy_reason
+
+    # The nearest idle drone is one of the two at Islington, not the one at Stoke Newington.
+    def flying():
+        return [v for v in graph.sim.vehicles if v.model.armed]
+    vehicle = graph.spin_until(flying, 30, "a drone to arm")[0]
+    assert vehicle.vehicle_id in ("uav1", "uav2")
+    bridge = graph.bridges[vehicle.vehicle_id]
+
+    incident_frame = LocalFrame(graph.fleet.vehicle_home(vehicle.vehicle_id))
+    east, north, _ = incident_frame.to_enu(INCIDENT["latitude"], INCIDENT["longitude"])
+
+    def closest_approach():
+        p = vehicle.model.position
+        return math.hypot(p[0] - east, p[1] - north)
+
+    best = [math.inf]
+
+    def on_scene():
+        best[0] = min(best[0], closest_approach())
+        return bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None
+    graph.spin_until(on_scene, 60, "the drone to reach the scene")
+    graph.spin_until(lambda: bridge.sequencer.done, 60, "the mission to end")
+
+    seq = bridge.sequencer
+    assert seq.outcome == Outcome.COMPLETED, seq.reason
+    assert best[0] < 5.0, f"closest approach to the incident {best[0]:.1f} m"
+    model = vehicle.model
+    assert not model.armed and model.landed
+    assert math.hypot(model.position[0], model.position[1]) < 2.0, "not back on its dock"
+    assert seq.on_scene_since_s - seq.takeoff_time_s < 120.0
+    # No other drone flew.
+    assert [v.vehicle_id for v in graph.sim.vehicles if v.model._taken_off] == [vehicle.vehicle_id]
