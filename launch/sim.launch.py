@@ -41,16 +41,20 @@ def launch_setup(context):
         "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     sim_time = {"use_sim_time": True}
 
+    fleet = load_fleet(fleet_file)
+    # Sim time starts once every other node is up and listening to /clock.
+    clock_subscribers = 4 + len(fleet.vehicles)
     nodes = [
         Node(package="dfr_sim", executable="sim_node", name="sim", namespace="/", output="screen",
-             parameters=[param_file("sim.yaml"), {"fleet_file": fleet_file, "speed": speed}]),
+             parameters=[param_file("sim.yaml"), {"fleet_file": fleet_file, "speed": speed,
+                                                  "wait_for_clock_subscribers": clock_subscribers}]),
         Node(package="dfr_intake", executable="intake_node", name="intake", namespace="/dfr", output="screen",
              parameters=[param_file("intake.yaml"),
                          {**sim_time, "operating_area_file": param_file("airspace/operating_area.geojson")}]),
         Node(package="dfr_dispatch", executable="dispatch_node", name="dispatch", namespace="/dfr",
              output="screen", parameters=[param_file("dispatch.yaml"), {**sim_time, "fleet_file": fleet_file}]),
     ]
-    for vehicle in load_fleet(fleet_file).vehicles.values():
+    for vehicle in fleet.vehicles.values():
         nodes.append(Node(package="dfr_bridge", executable="bridge_node", name="bridge",
                           namespace=vehicle.namespace, output="screen",
                           parameters=[param_file("bridge.yaml"),

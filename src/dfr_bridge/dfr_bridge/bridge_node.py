@@ -101,7 +101,7 @@ class BridgeNode(Node):
         self.goal_handle = None
         self._mission_done: Future | None = None
         self._incident_id = ""
-        self._requests_in_flight: dict[Request, float] = {}
+        self._requests_in_flight: dict[Request, tuple[float, str]] = {}
         self._detail = ""
 
         ns = p.mavros_namespace
@@ -256,10 +256,9 @@ class BridgeNode(Node):
         else:
             client, msg, name = self.set_mode_client, SetMode.Request(base_mode=0, custom_mode=request.mode), \
                 "set_mode"
-        if not client.service_is_ready():
-            self.sequencer.on_request_done(request, False, f"MAVROS service {name} is not available")
-            return
-        self._requests_in_flight[request] = now
+        # No service_is_ready() gate: it reads the ROS graph cache, which can miss a server that
+        # DDS has matched (ros2/rmw_fastrtps#792). An unanswered call times out instead.
+        self._requests_in_flight[request] = (now, name)
         self.get_logger().info(f"requesting {request.describe()}")
         client.call_async(msg).add_done_callback(lambda future: self._on_response(request, future))
 
@@ -277,10 +276,10 @@ class BridgeNode(Node):
         self.sequencer.on_request_done(request, accepted, detail)
 
     def _expire_requests(self, now: float):
-        for request, sent in list(self._requests_in_flight.items()):
+        for request, (sent, name) in list(self._requests_in_flight.items()):
             if now - sent > self.params.request_timeout_s:
                 del self._requests_in_flight[request]
-                self.sequencer.on_request_done(request, False, f"no answer from MAVROS within "
+                self.sequencer.on_request_done(request, False, f"no answer from MAVROS {name} within "
                                                f"{self.params.request_timeout_s:.0f} s")
 
     def _publish_setpoint(self, seq: MissionSequencer):

@@ -63,6 +63,9 @@ class RouteFollower:
     def update(self, position: np.ndarray) -> Guidance:
         cfg = self.config
         position = np.asarray(position, dtype=float)
+        if not np.all(np.isfinite(position)):
+            # No usable position: stop where the current leg starts rather than fly blind.
+            return self._hold(self.points[self.leg])
         if len(self.points) < 2:
             return self._hold(self.points[-1], arrived=True)
         while True:

@@ -57,4 +57,6 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
                  {**sim_time, "fleet_file": str(run.fleet_file), "scenario_file": str(run.scenario_file),
                   "output_dir": str(run.output_dir)}, required=True),
     ]
+    # Sim time starts once every other node is up and listening to /clock.
+    nodes[0].overrides["wait_for_clock_subscribers"] = len(nodes) - 1
     return nodes

@@ -1,8 +1,9 @@
 """Keeps the run's record, says when the scenario is over, and writes metrics.json.
 
 The runner and the launch file end the whole graph when this node exits: it exits
-once every call of the scenario has been made, every eligible incident attended and
-every drone is back on the ground, or when the scenario's time is up (exit code 1).
+once the scenario feed has made every call, every eligible incident has been
+attended and every drone is back on the ground, or when the scenario's time is up
+(exit code 1).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dfr_common.node_main import run
 from dfr_common.parameters import Param, declare
 from dfr_common.ros_time import to_seconds
 from dfr_intake.scenario import load_scenario
-from dfr_interfaces.msg import Incident, VehicleStatus
+from dfr_interfaces.msg import Incident, ScenarioProgress, VehicleStatus
 
 
 class RunRecorderNode(Node):
@@ -30,7 +31,7 @@ class RunRecorderNode(Node):
             Param("fleet_file", "", "path of the fleet file"),
             Param("scenario_file", "", "path of the scenario being run"),
             Param("output_dir", "", "directory for metrics.json; empty: write nothing"),
-            Param("settle_s", 10.0, "sim time after the last call before the run may end", 0.0, 600.0),
+            Param("settle_s", 5.0, "sim time after the feed is done before the run may end", 0.0, 600.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
         ])
         self.fleet = load_fleet(p.fleet_file)
@@ -39,8 +40,11 @@ class RunRecorderNode(Node):
         self.finished = False
         self.exit_code = 0
         self.start_sim_s: float | None = None
+        self.progress: ScenarioProgress | None = None
+        self.feed_done_s: float | None = None
         self.start_wall = time.monotonic()   # for the real-time factor only: a measurement, not behaviour
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
+        self.create_subscription(ScenarioProgress, "scenario_progress", self._on_progress, qos.LATCHED_STATE)
         for vehicle_id in self.fleet.vehicles:
             self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
                                      qos.LATCHED_STATE)
@@ -54,6 +58,11 @@ class RunRecorderNode(Node):
         self.record.on_incident(IncidentEntry(msg.incident_id, call_time, msg.grade, msg.category, len(msg.calls),
                                               msg.drone_eligible, msg.policy_reason))
 
+    def _on_progress(self, msg: ScenarioProgress):
+        self.progress = msg
+        if msg.done and self.feed_done_s is None:
+            self.feed_done_s = self._now()
+
     def _on_status(self, msg: VehicleStatus):
         self.record.on_vehicle(to_seconds(msg.header.stamp), msg.vehicle_id, msg.phase.value, msg.armed,
                                msg.incident_id)
@@ -65,8 +74,7 @@ class RunRecorderNode(Node):
         if self.start_sim_s is None:
             self.start_sim_s = now
         elapsed = now - self.start_sim_s
-        last_call = self.scenario.calls[-1].at_s if self.scenario.calls else 0.0
-        calls_done = elapsed >= last_call + self.params.settle_s
+        calls_done = self.feed_done_s is not None and now - self.feed_done_s >= self.params.settle_s
         if calls_done and not self.record.unattended() and self.record.fleet_idle():
             self._finish(0, "scenario complete")
         elif elapsed >= self.scenario.duration_s:
@@ -76,8 +84,10 @@ class RunRecorderNode(Node):
     def _finish(self, code: int, why: str):
         wall = time.monotonic() - self.start_wall
         sim = self._now() - (self.start_sim_s or 0.0)
-        metrics = {"scenario": self.scenario.name, "calls_received": len(self.scenario.calls),
-                   **self.record.metrics(), "sim_duration_s": sim, "wall_duration_s": wall,
+        progress = self.progress or ScenarioProgress()
+        metrics = {"scenario": self.scenario.name, "calls_received": progress.calls_reported,
+                   "calls_rejected": progress.calls_rejected, **self.record.metrics(),
+                   "sim_duration_s": sim, "wall_duration_s": wall,
                    "sim_real_time_factor": sim / wall if wall > 0 else None, "complete": code == 0}
         if self.params.output_dir:
             path = Path(self.params.output_dir) / "metrics.json"

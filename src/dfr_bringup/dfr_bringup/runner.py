@@ -10,6 +10,7 @@ with a Shutdown would, and the runner exits with the recorder's code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import signal
@@ -19,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
 from dfr_bringup.graph import NodeSpec, SimRun, sim_graph
@@ -82,9 +84,8 @@ class Graph:
                 print(line, flush=True)
 
     def wait_for_required(self, stop: threading.Event) -> int:
-        """Block until a required node exits (its code is returned), every node has exited, or `stop`."""
+        """Block until a required node exits or any node fails (its code is returned), or `stop`."""
         required = [s.fully_qualified_name for s in self.specs if s.required]
-        reported: set[str] = set()
         while not stop.wait(0.2):
             for name in required:
                 code = self.processes[name].poll()
@@ -93,9 +94,11 @@ class Graph:
                     return code
             for name, process in self.processes.items():
                 code = process.poll()
-                if code not in (None, 0) and name not in reported:
-                    reported.add(name)
-                    self._write(f"[runner] {name} failed with exit code {code}")
+                if code not in (None, 0):
+                    # A node that dies makes the run meaningless: stop, as launch would for a
+                    # node whose exit is tied to a Shutdown.
+                    self._write(f"[runner] {name} failed with exit code {code}: stopping the graph")
+                    return code
             if all(p.poll() is not None for p in self.processes.values()):
                 return 1
         self._write("[runner] terminated: stopping the graph")
@@ -118,6 +121,21 @@ class Graph:
         for thread in self.threads:
             thread.join(timeout=1.0)
         self.log.close()
+
+
+def apply_overrides(specs: list[NodeSpec], overrides: list[str]) -> list[NodeSpec]:
+    """Apply NODE:NAME=VALUE overrides from the command line; an unknown node is an error."""
+    by_name = {s.fully_qualified_name: s for s in specs}
+    for item in overrides:
+        node, sep, assignment = item.partition(":")
+        name, eq, value = assignment.partition("=")
+        if not (sep and eq and name):
+            raise SystemExit(f"--param {item!r}: expected NODE:NAME=VALUE, e.g. /dfr/dispatch:cruise_speed_m_s=15")
+        if node not in by_name:
+            raise SystemExit(f"--param {item!r}: no node {node}; nodes are {', '.join(sorted(by_name))}")
+        spec = by_name[node]
+        by_name[node] = dataclasses.replace(spec, overrides={**spec.overrides, name: yaml.safe_load(value)})
+    return [by_name[s.fully_qualified_name] for s in specs]
 
 
 def make_run_dir(runs_dir: Path) -> Path:
@@ -143,6 +161,9 @@ def main(argv=None) -> int:
                         help="scenario file, relative to the config dir")
     parser.add_argument("--speed", type=float, default=10.0, help="sim seconds per wall second")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are made")
+    parser.add_argument("--param", action="append", default=[], metavar="NODE:NAME=VALUE",
+                        help="override a parameter of one node, e.g. /dfr/dispatch:on_scene_duration_s=30 "
+                             "(VALUE is YAML); may be repeated")
     parser.add_argument("--quiet", action="store_true", help="keep node output in the log file only")
     args = parser.parse_args(argv)
 
@@ -150,7 +171,7 @@ def main(argv=None) -> int:
     run_dir = make_run_dir(args.runs_dir.resolve())
     run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
                  scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed)
-    specs = sim_graph(run)
+    specs = apply_overrides(sim_graph(run), args.param)
     (run_dir / "graph.json").write_text(json.dumps(
         [{"node": s.fully_qualified_name, "package": s.package, "executable": s.executable,
           "param_files": list(s.param_files), "overrides": s.overrides, "required": s.required}

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from shapely.errors import ShapelyError
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -43,10 +44,10 @@ def load_areas(path) -> list[Area]:
     for i, feature in enumerate(features):
         try:
             geometry = shape(feature["geometry"])
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, ShapelyError) as err:
             raise AreaError(f"{path}: feature {i} has no valid geometry: {err}") from err
-        if geometry.geom_type not in ("Polygon", "MultiPolygon") or not geometry.is_valid:
-            raise AreaError(f"{path}: feature {i} is not a valid polygon ({geometry.geom_type})")
+        if geometry.geom_type not in ("Polygon", "MultiPolygon") or geometry.is_empty or not geometry.is_valid:
+            raise AreaError(f"{path}: feature {i} is not a valid, non-empty polygon ({geometry.geom_type})")
         properties = feature.get("properties") or {}
         areas.append(Area(str(properties.get("name", f"area {i}")), geometry, properties))
     if not areas:

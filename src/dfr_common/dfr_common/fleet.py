@@ -8,6 +8,7 @@ take its path as a parameter rather than copying it into their own parameters.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,9 +91,13 @@ def _number(mapping, key, where, default=None):
     return float(value)
 
 
+_ROS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
 def _identifier(mapping, key, where):
+    """Ids become ROS namespaces, which take ASCII letters, digits and _, starting with a letter."""
     value = _require(mapping, key, where)
-    if not isinstance(value, str) or not value.isidentifier():
+    if not isinstance(value, str) or not _ROS_NAME.fullmatch(value):
         raise FleetConfigError(f"{where}: '{key}' must be a name of letters, digits and _, got {value!r}")
     return value
 
@@ -102,6 +107,8 @@ def parse_fleet(data, source: str = "<fleet>") -> Fleet:
     if not isinstance(data, dict):
         raise FleetConfigError(f"{source}: expected a mapping at the top level")
     site_data = _require(data, "site", source)
+    if not isinstance(site_data, dict):
+        raise FleetConfigError(f"{source}: site: expected a mapping with ground_amsl_m and geoid_undulation_m")
     site = Site(name=str(site_data.get("name", "")),
                 ground_amsl_m=_number(site_data, "ground_amsl_m", f"{source}: site"),
                 geoid_undulation_m=_number(site_data, "geoid_undulation_m", f"{source}: site"))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterValueException
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.parameter import Parameter
 
 
@@ -24,45 +24,55 @@ class Param:
     read_only: bool = False
 
 
-class ParameterRangeError(ValueError):
-    """A parameter's value lies outside its declared range."""
+class ParameterError(ValueError):
+    """A parameter has the wrong type or lies outside its declared range."""
 
 
 def _descriptor(spec: Param) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-    if spec.min is not None or spec.max is not None:
-        if isinstance(spec.default, bool):
-            raise TypeError(f"{spec.name}: a bool parameter takes no range")
-        if isinstance(spec.default, int):
-            descriptor.integer_range = [IntegerRange(
-                from_value=int(spec.min if spec.min is not None else -2**63),
-                to_value=int(spec.max if spec.max is not None else 2**63 - 1), step=0)]
-        else:
-            descriptor.floating_point_range = [FloatingPointRange(
-                from_value=float(spec.min if spec.min is not None else -1e300),
-                to_value=float(spec.max if spec.max is not None else 1e300), step=0.0)]
+    descriptor = ParameterDescriptor(description=_describe(spec), read_only=spec.read_only)
+    if isinstance(spec.default, float):
+        # YAML and the command line write 10 for 10.0: take integers for float parameters too.
+        descriptor.dynamic_typing = True
+    elif spec.min is not None or spec.max is not None:
+        if isinstance(spec.default, bool) or not isinstance(spec.default, int):
+            raise TypeError(f"{spec.name}: only numeric parameters take a range")
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(spec.min if spec.min is not None else -2**63),
+            to_value=int(spec.max if spec.max is not None else 2**63 - 1), step=0)]
     return descriptor
+
+
+def _describe(spec: Param) -> str:
+    if spec.min is None and spec.max is None:
+        return spec.description
+    return f"{spec.description} [{spec.min if spec.min is not None else '-inf'}, " \
+           f"{spec.max if spec.max is not None else 'inf'}]"
 
 
 def declare(node, specs) -> SimpleNamespace:
     """Declare every Param on the node and return their values by name.
 
-    A value from a parameter file outside the declared range makes rclpy raise at
-    declaration; this turns that into one error that names the parameter and range.
+    A value of the wrong type or outside its range stops the node at start-up with
+    one error that names the node, the parameter and what it must be.
     """
     values = {}
+    where = node.get_fully_qualified_name()
     for spec in specs:
         # rclpy cannot tell the element type of an empty list: declare it as a string array.
         empty_list = isinstance(spec.default, list) and not spec.default
         default = Parameter.Type.STRING_ARRAY if empty_list else spec.default
         try:
-            parameter = node.declare_parameter(spec.name, default, _descriptor(spec))
-        except InvalidParameterValueException as err:
-            raise ParameterRangeError(
-                f"{node.get_fully_qualified_name()}: parameter '{spec.name}' must lie in "
-                f"[{spec.min}, {spec.max}]: {err}") from err
-        value = parameter.value
+            value = node.declare_parameter(spec.name, default, _descriptor(spec)).value
+        except (InvalidParameterValueException, InvalidParameterTypeException) as err:
+            raise ParameterError(f"{where}: parameter '{spec.name}': {err}") from err
         if empty_list:
             value = list(value or [])
+        elif isinstance(spec.default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"{where}: parameter '{spec.name}' must be a number, got {value!r}")
+            value = float(value)
+        if spec.min is not None and not value >= spec.min or spec.max is not None and not value <= spec.max:
+            raise ParameterError(f"{where}: parameter '{spec.name}' is {value!r}, outside "
+                                 f"[{spec.min}, {spec.max}]")
         values[spec.name.replace(".", "_")] = value
     return SimpleNamespace(**values)

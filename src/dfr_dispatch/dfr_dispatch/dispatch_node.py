@@ -31,7 +31,9 @@ _GRADE_ORDER = {"I": 0, "S": 1, "E": 2, "R": 3}
 class Assignment:
     vehicle_id: str
     mission_id: str
+    sent_s: float
     goal_handle: object = None
+    expired: bool = False      # the bridge did not answer in time; a late acceptance is canceled
 
 
 class DispatchNode(Node):
@@ -47,6 +49,7 @@ class DispatchNode(Node):
             Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
             Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
                   1.0, 60.0),
+            Param("goal_response_timeout_s", 5.0, "time for a bridge to accept or refuse a mission", 1.0, 60.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
         ])
         if not p.fleet_file:
@@ -104,6 +107,7 @@ class DispatchNode(Node):
 
     def _decide(self):
         now = self._now()
+        self._expire_unanswered(now)
         for incident in self._waiting():
             idle = self.picture.idle(now)
             choice = nearest_idle(incident.location.latitude, incident.location.longitude, idle)
@@ -115,10 +119,9 @@ class DispatchNode(Node):
         self._publish_fleet_status()
 
     def _send_mission(self, incident: Incident, vehicle_id: str, distance_m: float):
+        # No server_is_ready() gate: it reads the ROS graph cache, which can miss a server that
+        # DDS has matched (ros2/rmw_fastrtps#792). An unanswered goal expires instead.
         client = self.clients_by_vehicle[vehicle_id]
-        if not client.server_is_ready():
-            self.queue_reasons[incident.incident_id] = f"{vehicle_id}'s bridge is not serving missions"
-            return
         self._mission_counter += 1
         mission_id = f"M{self._mission_counter:05d}-{incident.incident_id}-{vehicle_id}"
         home = self.fleet.vehicle_home(vehicle_id)
@@ -133,7 +136,7 @@ class DispatchNode(Node):
             return_route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude,
                                       altitude_rel_m=w.altitude_rel_m) for w in plan.return_route]))
         goal.plan.scene = incident.location
-        assignment = Assignment(vehicle_id, mission_id)
+        assignment = Assignment(vehicle_id, mission_id, self._now())
         self.assignments[incident.incident_id] = assignment
         self.picture.reserve(vehicle_id, incident.incident_id)
         self.queue_reasons.pop(incident.incident_id, None)
@@ -142,8 +145,23 @@ class DispatchNode(Node):
         future = client.send_goal_async(goal)
         future.add_done_callback(lambda f: self._on_goal_response(incident.incident_id, assignment, f))
 
+    def _expire_unanswered(self, now: float):
+        for incident_id, assignment in list(self.assignments.items()):
+            if assignment.goal_handle is None and now - assignment.sent_s > self.params.goal_response_timeout_s:
+                assignment.expired = True
+                self.get_logger().warning(f"{assignment.vehicle_id} did not answer {assignment.mission_id} within "
+                                          f"{self.params.goal_response_timeout_s:.0f} s; {incident_id} goes back "
+                                          "in the queue")
+                self.queue_reasons[incident_id] = f"{assignment.vehicle_id}'s bridge did not answer"
+                self._end_assignment(incident_id, assignment)
+
     def _on_goal_response(self, incident_id: str, assignment: Assignment, future):
         goal_handle = future.result()
+        if assignment.expired:
+            if goal_handle.accepted:
+                self.get_logger().warning(f"{assignment.mission_id} accepted after it expired: canceling it")
+                goal_handle.cancel_goal_async()
+            return
         if not goal_handle.accepted:
             self.get_logger().warning(f"{assignment.vehicle_id} refused {assignment.mission_id}; "
                                       f"{incident_id} goes back in the queue")

@@ -36,6 +36,8 @@ class DirectPlan:
 
 def plan_direct(home: GeoPoint, scene_latitude: float, scene_longitude: float,
                 config: PlanConfig) -> DirectPlan:
+    if not (math.isfinite(scene_latitude) and math.isfinite(scene_longitude)):
+        raise ValueError(f"scene position {scene_latitude}, {scene_longitude} is not finite")
     frame = LocalFrame(home)
     east, north, _ = frame.to_enu(scene_latitude, scene_longitude)
     distance = math.hypot(east, north)

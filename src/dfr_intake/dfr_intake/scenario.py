@@ -66,7 +66,7 @@ def parse_scenario(data, source: str = "<scenario>") -> Scenario:
             raise ScenarioError(f"{where}: at_s must be a non-negative number of seconds")
         calls.append(call)
     duration = data.get("duration_s", 3600.0)
-    if not isinstance(duration, (int, float)) or not duration > 0:
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration < math.inf:
         raise ScenarioError(f"{source}: duration_s must be a positive number of seconds")
     calls.sort(key=lambda c: c.at_s)
     return Scenario(str(data.get("name", Path(source).stem)), str(data.get("description", "")),

@@ -141,14 +141,16 @@ class Multirotor:
         return float(self.position[2] - self.home[2])
 
     def offboard_signal_ok(self, now: float) -> bool:
-        """PX4's offboard 'proof of life': a setpoint stream that is fresh and fast enough."""
-        if not self._setpoint_times:
-            return False
-        if now - self._setpoint_times[-1] > self.config.offboard_loss_timeout_s:
+        """PX4's offboard 'proof of life': a setpoint within COM_OF_LOSS_T. Losing it ends offboard."""
+        return bool(self._setpoint_times) and now - self._setpoint_times[-1] <= self.config.offboard_loss_timeout_s
+
+    def offboard_stream_ready(self, now: float) -> bool:
+        """Enough of a stream to enter offboard: fresh, and at the required rate over the last second."""
+        if not self.offboard_signal_ok(now):
             return False
         window = 1.0
-        recent = [t for t in self._setpoint_times if now - t <= window]
-        return len(recent) >= self.config.offboard_min_rate_hz * window
+        recent = sum(1 for t in self._setpoint_times if now - t <= window)
+        return recent >= self.config.offboard_min_rate_hz * window
 
     # ---------------------------------------------------------------- commands
     def arm(self, value: bool, now: float) -> tuple[bool, int]:
@@ -251,7 +253,7 @@ class Multirotor:
             return f"arming is not possible in {self.mode}"
         if self.mode in px4.PILOT_MODES and not self.config.rc_available:
             return "no manual control input"
-        if self.mode == px4.OFFBOARD and not self.offboard_signal_ok(now):
+        if self.mode == px4.OFFBOARD and not self.offboard_stream_ready(now):
             return "no offboard signal"
         if not self.gps_ok and self.mode not in px4.PILOT_MODES:
             return "no global position"
@@ -263,7 +265,7 @@ class Multirotor:
         """Why PX4 would not switch to `mode` now; empty when it would."""
         if not self.armed:
             return ""   # PX4 takes any mode change while disarmed
-        if mode == px4.OFFBOARD and not self.offboard_signal_ok(now):
+        if mode == px4.OFFBOARD and not self.offboard_stream_ready(now):
             return "no offboard signal"
         if mode in px4.PILOT_MODES and not self.config.rc_available:
             return "no manual control input"

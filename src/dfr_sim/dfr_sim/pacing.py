@@ -35,7 +35,7 @@ class Pacer:
             self._wall_anchor = self._wall_start = wall_now
             return 0
         target_ns = self._sim_anchor_ns + (wall_now - self._wall_anchor) * self.speed * 1e9
-        due = int((target_ns - self.sim_ns) // self.tick_ns)
+        due = int((target_ns - self.sim_ns + 1000) // self.tick_ns)   # 1 us for float rounding
         max_ticks = max(1, int(self.max_lag_s * self.speed * 1e9 // self.tick_ns))
         if due > max_ticks:
             # Behind by more than the allowed lag: slip the schedule rather than burst.

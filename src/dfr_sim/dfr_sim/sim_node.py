@@ -235,6 +235,8 @@ class SimulatorNode(Node):
             Param("position_rate_hz", 5.0, "global/local position and velocity rate", 0.5, 100.0),
             Param("battery_rate_hz", 1.0, "BatteryState rate", 0.1, 50.0),
             Param("home_rate_hz", 0.5, "HomePosition rate, as PX4 streams HOME_POSITION", 0.1, 10.0),
+            Param("wait_for_clock_subscribers", 0, "hold sim time at zero until this many /clock "
+                  "subscribers are up, so that a graph starts together", 0, 10000),
             *_vehicle_params(),
         ])
         if not self.params.fleet_file:
@@ -248,6 +250,7 @@ class SimulatorNode(Node):
         self.pacer = Pacer(self.params.clock_period_s, self.params.speed)
         self.physics_dt = self.params.clock_period_s / self.params.physics_substeps
         self.sim_now = 0.0
+        self._subscribers_seen = -1
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         # At most one clock tick per timer call, so that the rest of the graph gets a turn
@@ -261,6 +264,8 @@ class SimulatorNode(Node):
             f"real time, /clock every {self.params.clock_period_s:g} s")
 
     def _tick(self):
+        if self._waiting_for_graph():
+            return
         if not self.pacer.ticks_due(self._wall_seconds()):
             return
         start = self.sim_now
@@ -278,6 +283,25 @@ class SimulatorNode(Node):
         now = now_ns * 1e-9
         for vehicle in self.vehicles:
             vehicle.publish(now, stamp)
+
+    def _waiting_for_graph(self) -> bool:
+        """Hold sim time until the expected /clock subscribers have matched the publisher.
+
+        Counted from DDS matching of the /clock publisher, not from the ROS graph cache,
+        which can miss participants that start at the same moment (ros2/rmw_fastrtps#792).
+        """
+        wanted = self.params.wait_for_clock_subscribers
+        if not wanted:
+            return False
+        present = self.clock_pub.get_subscription_count()
+        if present < wanted:
+            if present != self._subscribers_seen:
+                self._subscribers_seen = present
+                self.get_logger().info(f"holding sim time: {present} of {wanted} /clock subscribers up")
+            return True
+        self.get_logger().info(f"all {wanted} /clock subscribers up: sim time starts")
+        self.params.wait_for_clock_subscribers = 0
+        return False
 
     def _wall_seconds(self) -> float:
         return self._wall.now().nanoseconds * 1e-9

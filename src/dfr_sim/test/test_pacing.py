@@ -1,0 +1,51 @@
+"""Sim time keeps to the requested speed, in whole ticks, and slips rather than bursts."""
+import pytest
+
+from dfr_sim.pacing import Pacer
+
+
+def test_first_call_only_starts_the_schedule():
+    pacer = Pacer(0.1, 10.0)
+    assert pacer.ticks_due(100.0) == 0
+
+
+def test_ticks_follow_wall_time_times_speed():
+    pacer = Pacer(0.1, 10.0)
+    pacer.ticks_due(0.0)
+    assert pacer.ticks_due(0.1) == 10       # 0.1 s wall at 10x is 1 s sim: ten 0.1 s ticks
+    for _ in range(10):
+        pacer.advance()
+    assert pacer.ticks_due(0.1) == 0
+    assert pacer.sim_ns == 1_000_000_000
+
+
+def test_sim_time_is_exact_in_integer_nanoseconds():
+    pacer = Pacer(0.1, 1.0)
+    for _ in range(1000):
+        pacer.advance()
+    assert pacer.sim_ns == 100_000_000_000
+
+
+def test_a_long_stall_slips_the_schedule_instead_of_bursting():
+    pacer = Pacer(0.1, 10.0, max_lag_s=0.25)
+    pacer.ticks_due(0.0)
+    due = pacer.ticks_due(5.0)              # 5 s wall behind: 500 ticks owed
+    assert due == 25                        # capped at 0.25 s wall worth of ticks
+    for _ in range(due):
+        pacer.advance()
+    assert pacer.ticks_due(5.0) == 0        # the rest is forgiven, not owed
+    assert pacer.ticks_due(5.1) == 10
+
+
+def test_real_time_factor():
+    pacer = Pacer(0.1, 10.0)
+    pacer.ticks_due(0.0)
+    for _ in range(50):
+        pacer.advance()
+    assert pacer.real_time_factor(1.0) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("tick,speed", [(0.0, 1.0), (-0.1, 1.0), (0.1, 0.0), (0.1, float("nan"))])
+def test_bad_settings_are_refused(tick, speed):
+    with pytest.raises(ValueError):
+        Pacer(tick, speed)

@@ -1,0 +1,89 @@
+"""The bridge node's ExecuteMission action and VehicleStatus, through real rclpy against the simulator."""
+import math
+from pathlib import Path
+
+import pytest
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+
+from dfr_common import qos
+from dfr_common.geodesy import LocalFrame
+from dfr_interfaces.action import ExecuteMission
+from dfr_interfaces.msg import GeoWaypoint, Incident, MissionPhase, MissionPlan, VehicleStatus
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def graph(graph_factory):
+    graph = graph_factory(fleet_file=FIXTURES / "fleet_two_bases.yaml", with_dispatch=False)
+    graph.status = {}
+    graph.client_node.create_subscription(VehicleStatus, "/uav1/vehicle_status",
+                                          lambda m: graph.status.__setitem__("uav1", m), qos.LATCHED_STATE)
+    graph.action = ActionClient(graph.client_node, ExecuteMission, "/uav1/execute_mission")
+    return graph
+
+
+def goal(graph, incident_id="INC-1", east=300.0, north=0.0, on_scene_s=5.0):
+    frame = LocalFrame(graph.fleet.vehicle_home("uav1"))
+    lat, lon, _ = frame.to_geodetic(east, north, 0.0)
+    home = graph.fleet.vehicle_home("uav1")
+    plan = MissionPlan(mission_id="M-test", cruise_speed_m_s=15.0, standoff_radius_m=0.0,
+                       on_scene_duration_s=on_scene_s,
+                       route=[GeoWaypoint(latitude=float(lat), longitude=float(lon), altitude_rel_m=30.0)],
+                       return_route=[GeoWaypoint(latitude=home.latitude, longitude=home.longitude,
+                                                 altitude_rel_m=30.0)])
+    plan.scene.latitude, plan.scene.longitude, plan.scene.altitude = float(lat), float(lon), math.nan
+    return ExecuteMission.Goal(incident=Incident(incident_id=incident_id), plan=plan)
+
+
+def send(graph, goal_msg, feedback=None):
+    assert graph.action.wait_for_server(timeout_sec=10)
+    future = graph.action.send_goal_async(goal_msg, feedback_callback=feedback)
+    graph.spin_until(future.done, 10, "the goal response")
+    return future.result()
+
+
+def test_an_idle_vehicle_reports_itself_available(graph):
+    status = graph.spin_until(lambda: graph.status.get("uav1") if graph.status.get("uav1") and
+                              graph.status["uav1"].available else None, 15, "an available status")
+    assert status.vehicle_id == "uav1" and status.base_id == "islington"
+    assert status.connected and not status.armed and status.phase.value == MissionPhase.IDLE
+    assert 0.99 <= status.battery_fraction <= 1.0
+    assert status.flight_time_remaining_s > 1000.0
+
+
+def test_a_flight_for_no_incident_is_refused(graph):
+    handle = send(graph, goal(graph, incident_id=""))
+    assert not handle.accepted
+    assert not graph.vehicle("uav1").model.armed
+
+
+def test_a_plan_with_a_nan_waypoint_is_refused(graph):
+    bad = goal(graph)
+    bad.plan.route[0].latitude = math.nan
+    assert not send(graph, bad).accepted
+
+
+def test_a_mission_runs_with_feedback_refuses_a_second_goal_and_can_be_canceled(graph):
+    feedback = []
+    handle = send(graph, goal(graph, east=800.0), feedback=lambda f: feedback.append(f.feedback))
+    assert handle.accepted
+    graph.spin_until(lambda: any(f.phase.value == MissionPhase.TRANSIT for f in feedback), 30, "transit")
+    status = graph.spin_until(lambda: graph.status["uav1"] if graph.status["uav1"].phase.value
+                              == MissionPhase.TRANSIT else None, 10, "a transit status")
+    assert not status.available and status.incident_id == "INC-1" and status.mission_id == "M-test"
+
+    assert not send(graph, goal(graph, incident_id="INC-2")).accepted      # busy
+
+    transit = [f for f in feedback if f.phase.value == MissionPhase.TRANSIT]
+    assert transit[-1].distance_to_go_m > 0 and transit[-1].eta_s > 0
+    cancel = handle.cancel_goal_async()
+    graph.spin_until(cancel.done, 10, "the cancel response")
+    result = handle.get_result_async()
+    graph.spin_until(result.done, 60, "the mission to end")
+    assert result.result().status == GoalStatus.STATUS_CANCELED
+    assert result.result().result.outcome == ExecuteMission.Result.OUTCOME_CANCELED
+    assert not result.result().result.reached_scene
+    model = graph.vehicle("uav1").model
+    assert model.landed and not model.armed and math.hypot(*model.position[:2]) < 2.0
