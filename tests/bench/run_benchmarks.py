@@ -1,0 +1,165 @@
+"""Benchmarks: how fast the pieces run on this machine, written as JSON.
+
+    make bench            # or: python tests/bench/run_benchmarks.py --output-dir runs/bench
+
+Each benchmark writes runs/bench/<name>.json with its figures and the machine it ran
+on. Nothing here asserts a speed: targets are read off these files, not enforced by
+tests that would fail on a slower machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config"
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_vehicle_model(vehicles: int, seconds: float = 2.0) -> dict:
+    """Physics steps per second of the PX4 vehicle model, all vehicles flying offboard."""
+    from dfr_sim.multirotor import Multirotor
+    models = [Multirotor(f"uav{i}") for i in range(vehicles)]
+    now, dt = 0.0, 0.05
+    for m in models:
+        m.arm(True, now)
+        m.takeoff(now, math.nan)
+    steps = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        now += dt
+        for i, m in enumerate(models):
+            m.setpoint(now, position=(100.0 * i, 50.0, 30.0), velocity=(5.0, 0.0, 0.0))
+            m.step(now, dt)
+        steps += 1
+    elapsed = time.perf_counter() - start
+    return {"vehicles": vehicles, "step_s": dt, "steps_per_s": steps / elapsed,
+            "model_real_time_factor": steps * dt / elapsed}
+
+
+def bench_simulator_node(vehicles: int, seconds: float = 8.0) -> dict:
+    """Real-time factor the simulator node reaches alone, every MAVROS topic published, no cameras."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.parameter import Parameter
+
+    from dfr_common.node_main import make_executor
+    from dfr_sim.sim_node import SimulatorNode
+
+    fleet = Path(f"/tmp/dfr_bench_fleet_{vehicles}.yaml")
+    lines = ["site: {name: bench, ground_amsl_m: 30.0, geoid_undulation_m: 46.0}",
+             "bases:", "  - {id: base, name: Base, latitude: 51.5338, longitude: -0.1109}", "vehicles:"]
+    lines += [f"  - {{id: uav{i + 1}, base: base, dock: [{6.0 * i}, 0.0]}}" for i in range(vehicles)]
+    fleet.write_text("\n".join(lines) + "\n")
+    context = Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(CONFIG / "sim.yaml")], context=context)
+    try:
+        node = SimulatorNode(context=context, parameter_overrides=[
+            Parameter("fleet_file", value=str(fleet)), Parameter("speed", value=1000.0)])
+        executor = make_executor(context)
+        executor.add_node(node)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            executor.spin_once(timeout_sec=0.01)
+        rtf = node.real_time_factor()
+        executor.shutdown()
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
+    return {"vehicles": vehicles, "cameras": False, "real_time_factor": rtf, "peak_rss_mb": peak_rss_mb()}
+
+
+def bench_mission_sequencer(updates: int = 20000) -> dict:
+    """Cost of one sequencer update in transit (the bridge runs it at 10 Hz per vehicle)."""
+    from dfr_bridge.mission_sequencer import MissionSequencer, MissionSpec, SequencerConfig, Telemetry, Waypoint
+    from dfr_common.geodesy import GeoPoint, LocalFrame
+    home = GeoPoint(51.5338, -0.1109, 76.0)
+    frame = LocalFrame(home)
+    lat, lon, _ = frame.to_geodetic(2000.0, 1000.0, 0.0)
+    spec = MissionSpec("M", "I", [Waypoint(float(lat), float(lon), 60.0)], GeoPoint(float(lat), float(lon)),
+                       18.0, 0.0, 0.0, [Waypoint(home.latitude, home.longitude, 60.0)])
+    seq = MissionSequencer(spec, SequencerConfig())
+    t = Telemetry(now_s=0.0, connected=True, armed=False, mode="AUTO.LOITER", landed_state=1,
+                  latitude=home.latitude, longitude=home.longitude, altitude_rel_m=0.0, gps_fix=True,
+                  battery_fraction=1.0, home=home, last_state_s=0.0)
+    seq.update(t)
+    t.armed, t.mode, t.altitude_rel_m = True, "OFFBOARD", 60.0
+    seq._frame = frame
+    seq._start_route(seq.phase.__class__.TRANSIT, spec.route, t)
+    samples = []
+    for i in range(updates):
+        t.now_s = t.last_state_s = 10.0 + i * 0.1
+        start = time.perf_counter()
+        seq.update(t)
+        samples.append(time.perf_counter() - start)
+    return {"updates": updates, "mean_us": statistics.fmean(samples) * 1e6,
+            "p99_us": float(np.percentile(samples, 99) * 1e6)}
+
+
+def bench_call_validation(calls: int = 20000) -> dict:
+    """Calls checked per second by intake's field-by-field validation and launch policy."""
+    from dfr_common.areas import load_areas
+    from dfr_intake.calls import Call, CallRules, call_problems
+    from dfr_intake.launch_policy import LaunchPolicy
+    rules = CallRules(frozenset({"dangerous_driving", "protest"}),
+                      load_areas(CONFIG / "airspace" / "operating_area.geojson")[0])
+    policy = LaunchPolicy(frozenset({"I", "S"}), frozenset({"dangerous_driving"}), frozenset({"protest"}))
+    rng = np.random.default_rng(1)
+    batch = [Call(f"CAD-{i}", 1000.0, "I", "dangerous_driving", 51.5 + rng.normal(0, 0.05),
+                  -0.1 + rng.normal(0, 0.05), 30.0) for i in range(calls)]
+    start = time.perf_counter()
+    for call in batch:
+        if not call_problems(call, rules, 1000.0):
+            policy.decide(call)
+    elapsed = time.perf_counter() - start
+    return {"calls": calls, "calls_per_s": calls / elapsed}
+
+
+BENCHMARKS = {
+    "vehicle_model_9": lambda: bench_vehicle_model(9),
+    "vehicle_model_50": lambda: bench_vehicle_model(50),
+    "simulator_node_9_vehicles": lambda: bench_simulator_node(9),
+    "simulator_node_50_vehicles": lambda: bench_simulator_node(50),
+    "mission_sequencer_update": bench_mission_sequencer,
+    "call_validation": bench_call_validation,
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output-dir", type=Path, default=REPO / "runs" / "bench")
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.names or BENCHMARKS:
+        result = {"benchmark": name, "machine": machine(), **BENCHMARKS[name]()}
+        (args.output_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in result.items() if k != "machine"}
+        print(json.dumps(shown), flush=True)
+    print(f"results in {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
