@@ -26,7 +26,9 @@ echo "venv.sh: setting up $venv with $($python --version)"
 # The wheels' own bootstrapper re-executes the interpreter to set LD_LIBRARY_PATH;
 # the project's environment sets that itself, so tell it not to.
 export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.txt"
+# (Some machines list package indexes that do not exist; pip warns once per package. Keep real errors.)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.txt" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
 # The wheels bake two paths of their build machine into the CMake exports; CMake
 # refuses include paths that do not exist, so point them at this interpreter.
@@ -53,4 +55,6 @@ if leftover:
     sys.exit(f"venv.sh: unpatched build-machine paths remain in {leftover[:3]}")
 print(f"venv.sh: pointed {patched} CMake exports at {python_include} and {numpy_include}")
 PY
+# colcon warns about a prefix without setup files; the venv is one on AMENT_PREFIX_PATH.
+touch "$venv/local_setup.bash" "$venv/local_setup.sh"
 echo "$want" > "$stamp"

@@ -92,3 +92,66 @@ def test_refusals_answer_as_mavros_does(graph):
     count = len(states)
     graph.spin_until(lambda: len(states) >= count + 2, 10, "two more heartbeats")
     assert states[-1].mode == "AUTO.LOITER" and states[-1].armed and states[-1].connected
+
+
+def test_a_stalled_client_keeps_offboard_but_a_silent_one_loses_it(ros_context):
+    """Faster than real time, a client's pause is long in sim time: the simulator waits for a late
+    offboard stream, up to stream_sync_max_wall_s, and then lets PX4's failsafe happen."""
+    import threading
+    import time
+
+    import rclpy
+    from mavros_msgs.msg import GlobalPositionTarget
+    from rclpy.parameter import Parameter
+
+    from dfr_common.node_main import make_executor
+    from dfr_sim.sim_node import SimulatorNode
+
+    sim = SimulatorNode(context=ros_context, parameter_overrides=[
+        Parameter("fleet_file", value=str(FIXTURES / "fleet_two_bases.yaml")), Parameter("speed", value=50.0),
+        Parameter("stream_sync_max_wall_s", value=1.0)])
+    sim_executor = make_executor(ros_context)
+    sim_executor.add_node(sim)
+    spinning = threading.Event()
+    spinning.set()
+    thread = threading.Thread(target=lambda: [sim_executor.spin_once(timeout_sec=0.01) for _ in iter(
+        spinning.is_set, False)], daemon=True)
+    thread.start()
+    client = rclpy.create_node("pilot_client", context=ros_context,
+                               parameter_overrides=[Parameter("use_sim_time", value=True)])
+    executor = make_executor(ros_context)
+    executor.add_node(client)
+    model = next(v for v in sim.vehicles if v.vehicle_id == "uav1").model
+    publisher = client.create_publisher(GlobalPositionTarget, f"{NS}/setpoint_raw/global", qos.SENSOR_DATA)
+    home = sim.vehicles[0].frame.origin
+
+    def stream():
+        publisher.publish(GlobalPositionTarget(
+            coordinate_frame=GlobalPositionTarget.FRAME_GLOBAL_REL_ALT, type_mask=0b111111111000,
+            latitude=home.latitude, longitude=home.longitude, altitude=10.0))
+    timer = client.create_timer(0.1, stream)
+
+    def spin_until(predicate, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not predicate():
+            executor.spin_once(timeout_sec=0.01)
+        return predicate()
+
+    try:
+        assert spin_until(lambda: sim.sim_now > 2.0, 10)
+        model.arm(True, sim.sim_now)
+        model.set_mode("OFFBOARD", sim.sim_now)
+        assert spin_until(lambda: model.mode == "OFFBOARD" and model.position[2] > 9.0, 20)
+        time.sleep(0.5)          # the client stalls: 25 s of sim time at 50x, but the sim waits
+        assert spin_until(lambda: sim.sim_now - model.last_setpoint_s < 0.2, 5)
+        assert model.mode == "OFFBOARD"
+        timer.cancel()           # the client goes silent for good
+        assert spin_until(lambda: model.mode != "OFFBOARD", 5)
+        assert model.mode == "POSCTL"
+    finally:
+        spinning.clear()
+        thread.join(timeout=5)
+        executor.shutdown()
+        sim_executor.shutdown()
+        client.destroy_node()
+        sim.destroy_node()

@@ -140,6 +140,11 @@ class Multirotor:
     def height_above_home(self) -> float:
         return float(self.position[2] - self.home[2])
 
+    @property
+    def last_setpoint_s(self) -> float:
+        """When the latest offboard setpoint arrived; -inf if none has."""
+        return self._setpoint_times[-1] if self._setpoint_times else -math.inf
+
     def offboard_signal_ok(self, now: float) -> bool:
         """PX4's offboard 'proof of life': a setpoint within COM_OF_LOSS_T. Losing it ends offboard."""
         return bool(self._setpoint_times) and now - self._setpoint_times[-1] <= self.config.offboard_loss_timeout_s

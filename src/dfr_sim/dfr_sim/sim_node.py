@@ -237,6 +237,10 @@ class SimulatorNode(Node):
             Param("home_rate_hz", 0.5, "HomePosition rate, as PX4 streams HOME_POSITION", 0.1, 10.0),
             Param("wait_for_clock_subscribers", 0, "hold sim time at zero until this many /clock "
                   "subscribers are up, so that a graph starts together", 0, 10000),
+            Param("stream_sync_s", 0.3, "hold sim time while a vehicle in OFFBOARD has had no setpoint for "
+                  "this long, so that a busy machine is not mistaken for a lost stream; 0 disables", 0.0, 5.0),
+            Param("stream_sync_max_wall_s", 1.0, "the longest wall time sim time waits for a late stream; a "
+                  "stream silent for longer is let go, and PX4's offboard-loss failsafe follows", 0.05, 30.0),
             *_vehicle_params(),
         ])
         if not self.params.fleet_file:
@@ -251,6 +255,8 @@ class SimulatorNode(Node):
         self.physics_dt = self.params.clock_period_s / self.params.physics_substeps
         self.sim_now = 0.0
         self._subscribers_seen = -1
+        self._hold_since: float | None = None
+        self._released_streams: dict[str, float] = {}   # vehicle -> the late setpoint it was let go at
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         # At most one clock tick per timer call, so that the rest of the graph gets a turn
@@ -266,7 +272,10 @@ class SimulatorNode(Node):
     def _tick(self):
         if self._waiting_for_graph():
             return
-        if not self.pacer.ticks_due(self._wall_seconds()):
+        wall = self._wall_seconds()
+        if self._waiting_for_streams(wall):
+            return
+        if not self.pacer.ticks_due(wall):
             return
         start = self.sim_now
         now_ns = self.pacer.advance()
@@ -301,6 +310,36 @@ class SimulatorNode(Node):
             return True
         self.get_logger().info(f"all {wanted} /clock subscribers up: sim time starts")
         self.params.wait_for_clock_subscribers = 0
+        return False
+
+    def _waiting_for_streams(self, wall: float) -> bool:
+        """Hold sim time while an offboard setpoint stream is late, up to a wall-time limit.
+
+        Faster than real time, a client's scheduling hiccup of 0.1 s wall is a second of
+        sim time: enough to trip PX4's offboard-loss failsafe for a client that is merely
+        slow. A stream that stays silent past the limit is let go, and the failsafe
+        follows as on a real vehicle.
+        """
+        limit = self.params.stream_sync_s
+        if not limit:
+            return False
+        late = [v for v in self.vehicles if v.model.mode == px4.OFFBOARD and v.model.armed
+                and self.sim_now - v.model.last_setpoint_s > limit
+                and v.model.last_setpoint_s != self._released_streams.get(v.vehicle_id)]
+        if not late:
+            self._hold_since = None
+            return False
+        if self._hold_since is None:
+            self._hold_since = wall
+        if wall - self._hold_since <= self.params.stream_sync_max_wall_s:
+            return True
+        for vehicle in late:
+            self._released_streams[vehicle.vehicle_id] = vehicle.model.last_setpoint_s
+            self.get_logger().warning(
+                f"[{vehicle.vehicle_id}] offboard setpoints late by "
+                f"{self.sim_now - vehicle.model.last_setpoint_s:.1f} s sim and {wall - self._hold_since:.1f} s "
+                "wall: letting sim time run on")
+        self._hold_since = None
         return False
 
     def _wall_seconds(self) -> float:
