@@ -17,8 +17,9 @@ CONFIG = REPO / "config"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Keep test traffic on this host and away from any other ROS graph on it. Set before
-# any rclpy Context exists, which is when the middleware reads them.
-os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+# any rclpy Context exists, which is when the middleware reads them. Domains 1-100:
+# above 101, Fast DDS's ports reach into Linux's ephemeral range.
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 PARAM_FILES = ("sim.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml")
@@ -34,7 +35,7 @@ class InProcessGraph:
 
         from dfr_bridge.bridge_node import BridgeNode
         from dfr_common.fleet import load_fleet
-        from dfr_common.node_main import make_executor
+        from dfr_common.ros.node_main import make_executor
         from dfr_dispatch.dispatch_node import DispatchNode
         from dfr_intake.intake_node import IntakeNode
         from dfr_sim.sim_node import SimulatorNode

@@ -6,8 +6,8 @@ import pytest
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 
-from dfr_common import qos
 from dfr_common.geodesy import LocalFrame
+from dfr_common.ros import qos
 from dfr_interfaces.action import ExecuteMission
 from dfr_interfaces.msg import GeoWaypoint, Incident, MissionPhase, MissionPlan, VehicleStatus
 
@@ -34,7 +34,9 @@ def goal(graph, incident_id="INC-1", east=300.0, north=0.0, on_scene_s=5.0):
                        return_route=[GeoWaypoint(latitude=home.latitude, longitude=home.longitude,
                                                  altitude_rel_m=30.0)])
     plan.scene.latitude, plan.scene.longitude, plan.scene.altitude = float(lat), float(lon), math.nan
-    return ExecuteMission.Goal(incident=Incident(incident_id=incident_id), plan=plan)
+    incident = Incident(incident_id=incident_id, state=Incident.STATE_OPEN, drone_eligible=True,
+                        policy_reason="grade I dangerous_driving: eligible for a drone")
+    return ExecuteMission.Goal(incident=incident, plan=plan)
 
 
 def send(graph, goal_msg, feedback=None):
@@ -63,6 +65,26 @@ def test_a_plan_with_a_nan_waypoint_is_refused(graph):
     bad = goal(graph)
     bad.plan.route[0].latitude = math.nan
     assert not send(graph, bad).accepted
+
+
+def test_a_flight_for_an_incident_the_policy_refused_is_refused(graph):
+    # The launch policy holds at the last step too: a goal sent by hand cannot fly a protest.
+    protest = goal(graph)
+    protest.incident.drone_eligible = False
+    protest.incident.category = "protest"
+    assert not send(graph, protest).accepted
+    closed = goal(graph)
+    closed.incident.state = Incident.STATE_CLOSED
+    assert not send(graph, closed).accepted
+    assert not graph.vehicle("uav1").model.armed
+
+
+def test_two_goals_sent_together_fly_one_mission(graph):
+    assert graph.action.wait_for_server(timeout_sec=10)
+    first = graph.action.send_goal_async(goal(graph, incident_id="INC-A"))
+    second = graph.action.send_goal_async(goal(graph, incident_id="INC-B"))
+    graph.spin_until(lambda: first.done() and second.done(), 10, "both goal responses")
+    assert [first.result().accepted, second.result().accepted].count(True) == 1
 
 
 def test_a_mission_runs_with_feedback_refuses_a_second_goal_and_can_be_canceled(graph):

@@ -7,8 +7,8 @@ incident, holds there, brings it back and lands it on its dock.
 import math
 from pathlib import Path
 
-from dfr_bridge.mission_sequencer import Outcome
-from dfr_common.geodesy import LocalFrame
+from dfr_common.geodesy import LocalFrame, ground_distance_m
+from dfr_common.mission import Outcome
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -19,16 +19,24 @@ def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory)
     graph = graph_factory(
         fleet_file=FIXTURES / "fleet_two_bases.yaml",
         dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0, "cruise_altitude_m": 40.0})
+    # Every drone idle and known to dispatch, so that "nearest" is a choice among all of them.
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
     answer = graph.report_call(cad_ref="CAD-E2E-1", grade="I", category="dangerous_driving",
                                location_uncertainty_m=30.0, description="e-bike ridden dangerously", **INCIDENT)
     assert answer.accepted, answer.errors
     assert answer.drone_eligible, answer.policy_reason
 
-    # The nearest idle drone is one of the two at Islington, not the one at Stoke Newington.
+    # The nearest idle drone: of the two docks at Islington, the one on the incident's side.
+    distances = {vid: float(ground_distance_m(graph.fleet.vehicle_home(vid).latitude,
+                                              graph.fleet.vehicle_home(vid).longitude,
+                                              INCIDENT["latitude"], INCIDENT["longitude"]))
+                 for vid in graph.fleet.vehicles}
+    nearest = min(distances, key=distances.get)
+
     def flying():
         return [v for v in graph.sim.vehicles if v.model.armed]
     vehicle = graph.spin_until(flying, 30, "a drone to arm")[0]
-    assert vehicle.vehicle_id in ("uav1", "uav2")
+    assert vehicle.vehicle_id == nearest
     bridge = graph.bridges[vehicle.vehicle_id]
 
     incident_frame = LocalFrame(graph.fleet.vehicle_home(vehicle.vehicle_id))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from rclpy.duration import Duration
 
-from dfr_common import qos
+from dfr_common.ros import qos
 from dfr_interfaces.msg import Incident
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -77,11 +77,24 @@ def test_a_protest_is_recorded_but_never_eligible(graph):
 
 
 def test_the_same_call_reported_twice_is_one_incident(graph):
-    first = graph.report_call(**GOOD)
-    again = graph.report_call(**GOOD)
-    assert again.accepted and again.merged and again.incident_id == first.incident_id
+    from dfr_interfaces.msg import Call
+    from dfr_interfaces.srv import ReportIncident
+    client = graph.client_node.create_client(ReportIncident, "/dfr/report_incident")
+    graph.spin_until(lambda: graph.client_node.get_clock().now().nanoseconds > 0, 10, "sim time")
+    call = Call(call_time=graph.client_node.get_clock().now().to_msg(), **GOOD)
+    first = graph.call(client, ReportIncident.Request(call=call))
+    again = graph.call(client, ReportIncident.Request(call=call))      # a retry of the very same call
+    assert again.accepted and not again.merged and again.incident_id == first.incident_id
     settle(graph)
     assert [i.incident_id for i in graph.published] == [first.incident_id]
+
+
+def test_a_cad_reference_reused_for_a_different_call_is_rejected(graph):
+    first = graph.report_call(**GOOD)
+    other = graph.report_call(**{**GOOD, "grade": "S", "latitude": 51.55})
+    assert first.accepted and not other.accepted
+    assert other.errors[0].startswith("cad_ref:") and first.incident_id in other.errors[0]
+    assert "grade" in other.errors[0] and "latitude" in other.errors[0]
 
 
 def test_a_late_subscriber_still_gets_every_incident(graph):

@@ -1,89 +1,141 @@
-"""launch/sim.launch.py and the project's runner start the same nodes with the same parameter files.
+"""launch/sim.launch.py and the project's runner start the same nodes with the same parameters.
 
-`launch` is not importable where ROS 2 comes from PyPI, so the launch file is read as
-source: every launch_ros Node it creates, with its package, executable, name,
-namespace, parameter files and override keys, is compared with dfr_bringup.graph.
+`launch` and `launch_ros` are not importable where ROS 2 comes from PyPI. The launch
+file is checked twice: read as source, it must build its nodes from
+dfr_bringup.graph.sim_graph() and pass every field of each entry to launch_ros's Node;
+run against stand-ins for the launch API that record what they are given, it must
+produce, node for node, the executable, name, namespace, parameter files and
+parameter values that the runner puts on its command lines.
 """
 import ast
+import importlib.util
+import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from dfr_bringup.graph import SimRun, sim_graph
 from dfr_bringup.runner import node_command
-from dfr_common.fleet import load_fleet
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "sim.launch.py"
 CONFIG = REPO / "config"
-PER_VEHICLE = "<one per vehicle>"
 
 
-def _dict_keys(node: ast.AST, assignments: dict) -> set[str]:
-    keys = set()
-    if isinstance(node, ast.Dict):
-        for key, value in zip(node.keys, node.values):
-            if key is None:          # {**other}
-                keys |= _dict_keys(assignments.get(getattr(value, "id", ""), ast.Dict([], [])), assignments)
-            else:
-                keys.add(ast.literal_eval(key))
-    return keys
-
-
-def launch_nodes(source: str):
-    """(package, executable, name, namespace, param files, override keys, required) of every Node."""
-    tree = ast.parse(source)
-    assignments = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                   for t in n.targets if isinstance(t, ast.Name)}
-    in_loop = {id(n) for loop in ast.walk(tree) if isinstance(loop, ast.For) for n in ast.walk(loop)}
-    required_names = {kw.value.id for call in ast.walk(tree) if isinstance(call, ast.Call)
-                      and getattr(call.func, "id", "") == "OnProcessExit"
-                      for kw in call.keywords if kw.arg == "target_action"}
-    required_calls = {id(assignments[name]) for name in required_names}
-    nodes = []
-    for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node"):
-            continue
-        kwargs = {kw.arg: kw.value for kw in call.keywords}
-        namespace = kwargs["namespace"]
-        files, keys = [], set()
-        for item in kwargs.get("parameters", ast.List([])).elts:
-            if isinstance(item, ast.Call) and getattr(item.func, "id", "") == "param_file":
-                files.append(ast.literal_eval(item.args[0]))
-            else:
-                keys |= _dict_keys(item, assignments)
-        nodes.append((
-            ast.literal_eval(kwargs["package"]), ast.literal_eval(kwargs["executable"]),
-            ast.literal_eval(kwargs["name"]),
-            ast.literal_eval(namespace) if isinstance(namespace, ast.Constant) else PER_VEHICLE,
-            tuple(files), frozenset(keys), id(call) in required_calls, id(call) in in_loop))
-    return nodes
-
-
-def runner_nodes(fleet_file: Path):
-    fleet = load_fleet(fleet_file)
-    run = SimRun(CONFIG, fleet_file, CONFIG / "scenarios" / "foundation_single_call.yaml", REPO / "runs" / "x")
-    per_vehicle = {v.namespace for v in fleet.vehicles.values()}
-    nodes = set()
-    for spec in sim_graph(run):
-        namespace = PER_VEHICLE if spec.namespace in per_vehicle else spec.namespace
-        nodes.add((spec.package, spec.executable, spec.name, namespace, spec.param_files,
-                   frozenset(spec.overrides), spec.required))
-    return nodes
-
-
-def test_the_launch_file_is_valid_python_with_a_launch_description():
+# ------------------------------------------------------------------ read as source
+def test_the_launch_file_builds_its_nodes_from_the_shared_graph():
     tree = ast.parse(LAUNCH_FILE.read_text())
-    assert "generate_launch_description" in {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert any(getattr(c.func, "id", "") == "sim_graph" for c in calls)
+    nodes = [c for c in calls if getattr(c.func, "id", "") == "Node"]
+    assert len(nodes) == 1, "one Node per graph entry, built in the loop over sim_graph()"
+    kwargs = {kw.arg: ast.unparse(kw.value) for kw in nodes[0].keywords}
+    for field in ("package", "executable", "name", "namespace"):
+        assert kwargs[field] == f"spec.{field}"
+    assert "spec.param_files" in kwargs["parameters"] and "spec.overrides" in kwargs["parameters"]
+    assert any(getattr(c.func, "id", "") == "OnProcessExit" for c in calls)
+    assert "spec.required" in ast.unparse(tree)
 
 
-@pytest.mark.parametrize("fleet", ["fleet/islington.yaml"])
-def test_launch_file_and_runner_start_the_same_nodes_with_the_same_parameter_files(fleet):
-    launched = launch_nodes(LAUNCH_FILE.read_text())
-    from_launch = {node[:7] for node in launched}
-    assert from_launch == runner_nodes(CONFIG / fleet)
-    # The per-vehicle node is created in a loop over the fleet, once per vehicle.
-    assert all(node[7] == (node[3] == PER_VEHICLE) for node in launched)
+# ----------------------------------------------------- run against launch stand-ins
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _fake_launch_modules():
+    """Minimal stand-ins for the parts of launch and launch_ros that the file uses."""
+    modules = {name: types.ModuleType(name) for name in (
+        "launch", "launch.actions", "launch.event_handlers", "launch.events", "launch.substitutions",
+        "launch_ros", "launch_ros.actions")}
+
+    class LaunchConfiguration:
+        values: dict = {}
+
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return context[self.name]
+
+    modules["launch"].LaunchDescription = lambda entities: entities
+    for name in ("DeclareLaunchArgument", "EmitEvent", "OpaqueFunction", "RegisterEventHandler"):
+        setattr(modules["launch.actions"], name, type(name, (_Recorded,), {}))
+    modules["launch.event_handlers"].OnProcessExit = type("OnProcessExit", (_Recorded,), {})
+    modules["launch.events"].Shutdown = type("Shutdown", (_Recorded,), {})
+    modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
+    modules["launch_ros.actions"].Node = type("Node", (_Recorded,), {})
+    return modules
+
+
+def run_launch_file(monkeypatch, arguments: dict):
+    for name, module in _fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("sim_launch_under_test", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entities = module.generate_launch_description()
+    context = {e.args[0]: e.kwargs["default_value"] for e in entities
+               if type(e).__name__ == "DeclareLaunchArgument"}
+    context.update(arguments)
+    opaque = next(e for e in entities if type(e).__name__ == "OpaqueFunction")
+    return opaque.kwargs["function"](context)
+
+
+def parameters_of(node) -> tuple[list[str], dict]:
+    files = [p for p in node.kwargs["parameters"] if isinstance(p, str)]
+    values = {}
+    for p in node.kwargs["parameters"]:
+        if isinstance(p, dict):
+            values.update(p)
+    return files, values
+
+
+def runner_view(command: list[str]) -> tuple[list[str], dict]:
+    files = [command[i + 1] for i, arg in enumerate(command) if arg == "--params-file"]
+    values = {}
+    for i, arg in enumerate(command):
+        if arg == "-p":
+            key, value = command[i + 1].split(":=", 1)
+            values[key] = json.loads(value)
+    return files, values
+
+
+@pytest.mark.parametrize("fleet", ["fleet/islington.yaml", str(REPO / "tests" / "fixtures" / "fleet_two_bases.yaml")])
+def test_launch_file_and_runner_start_the_same_nodes_with_the_same_parameters(monkeypatch, tmp_path, fleet):
+    arguments = {"fleet": fleet, "speed": "12.5", "output_dir": str(tmp_path)}
+    actions = run_launch_file(monkeypatch, arguments)
+    launched = [a for a in actions if type(a).__name__ == "Node"]
+
+    fleet_file = Path(fleet) if Path(fleet).is_absolute() else CONFIG / fleet
+    specs = sim_graph(SimRun(CONFIG, fleet_file, CONFIG / "scenarios" / "foundation_single_call.yaml",
+                             tmp_path, speed=12.5))
+    assert len(launched) == len(specs)
+    for node, spec in zip(launched, specs):
+        command = node_command(spec, CONFIG)
+        assert Path(command[0]).parts[-3:] == ("lib", node.kwargs["package"], node.kwargs["executable"])
+        assert command[3] == f"__node:={node.kwargs['name']}" and command[5] == f"__ns:={node.kwargs['namespace']}"
+        assert parameters_of(node) == runner_view(command), spec.fully_qualified_name
+
+    handlers = [a for a in actions if type(a).__name__ == "RegisterEventHandler"]
+    required = [s for s in specs if s.required]
+    assert len(handlers) == len(required) == 1
+    on_exit = handlers[0].args[0]
+    assert on_exit.kwargs["target_action"] is launched[specs.index(required[0])]
+    assert type(on_exit.kwargs["on_exit"][0].kwargs["event"]).__name__ == "Shutdown"
+
+
+def test_a_changed_graph_is_seen_by_the_comparison(monkeypatch, tmp_path):
+    actions = run_launch_file(monkeypatch, {"output_dir": str(tmp_path)})
+    node = next(a for a in actions if type(a).__name__ == "Node" and a.kwargs["name"] == "dispatch")
+    spec = next(s for s in sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml",
+                                            CONFIG / "scenarios" / "foundation_single_call.yaml", tmp_path))
+                if s.name == "dispatch")
+    command = node_command(spec, CONFIG)
+    node.kwargs["parameters"][0] = str(CONFIG / "other.yaml")
+    assert parameters_of(node) != runner_view(command)
 
 
 def test_every_parameter_file_exists_and_names_its_node():
@@ -91,17 +143,11 @@ def test_every_parameter_file_exists_and_names_its_node():
     for spec in sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml",
                                  CONFIG / "scenarios" / "foundation_single_call.yaml", REPO / "runs" / "x")):
         for name in spec.param_files:
-            data = yaml.safe_load((CONFIG / name).read_text())
-            keys = set(data)
+            keys = set(yaml.safe_load((CONFIG / name).read_text()))
             assert spec.fully_qualified_name in keys or f"/**/{spec.name}" in keys, (name, keys)
 
 
-def test_a_changed_launch_file_is_caught():
-    source = LAUNCH_FILE.read_text().replace('param_file("dispatch.yaml")', 'param_file("other.yaml")')
-    assert {n[:7] for n in launch_nodes(source)} != runner_nodes(CONFIG / "fleet" / "islington.yaml")
-
-
-def test_runner_command_line_matches_ros_args_conventions():
+def test_runner_command_line_follows_ros_args_conventions():
     spec = next(s for s in sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml",
                                             CONFIG / "scenarios" / "foundation_single_call.yaml",
                                             REPO / "runs" / "x")) if s.name == "bridge")

@@ -4,6 +4,7 @@ This is the path `make demo` takes: real executables from the colcon install, th
 parameter files in config/, DDS between processes, sim time from the simulator.
 """
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ def test_a_scenario_runs_to_its_end_in_separate_processes(tmp_path):
                "--fleet", str(FIXTURES / "fleet_two_bases.yaml"),
                "--scenario", "scenarios/foundation_single_call.yaml", "--speed", "15",
                "--param", "/dfr/dispatch:on_scene_duration_s=10", "--runs-dir", str(tmp_path), "--quiet"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    # A domain of its own: the in-process tests of this session may still be known to DDS.
+    env = {**os.environ, "ROS_DOMAIN_ID": str(1 + (int(os.environ["ROS_DOMAIN_ID"]) + 50) % 100)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     run_dir = (tmp_path / "latest").resolve()
     assert run_dir.parent == tmp_path

@@ -9,18 +9,11 @@ import math
 
 import pytest
 
-from dfr_bridge.mission_sequencer import (
-    MissionSequencer,
-    MissionSpec,
-    Outcome,
-    Phase,
-    SequencerConfig,
-    Telemetry,
-    Waypoint,
-)
+from dfr_bridge.mission_sequencer import MissionSequencer, MissionSpec, SequencerConfig, Telemetry, Waypoint
 from dfr_bridge.route_follower import FollowerConfig
+from dfr_common import px4
 from dfr_common.geodesy import GeoPoint, LocalFrame
-from dfr_sim import px4
+from dfr_common.mission import Outcome, Phase
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 
 HOME = GeoPoint(51.5338, -0.1109, 76.0)       # Islington, ground at 30 m AMSL + 46 m geoid
@@ -40,7 +33,7 @@ def spec(route=None, on_scene_s=5.0, return_route=None):
         mission_id="M1", incident_id="INC-1",
         route=route if route is not None else [point(400.0, 300.0, 40.0)],
         scene=GeoPoint(float(scene_lat), float(scene_lon), math.nan), cruise_speed_m_s=15.0,
-        standoff_radius_m=20.0, on_scene_duration_s=on_scene_s,
+        on_scene_duration_s=on_scene_s,
         return_route=return_route if return_route is not None else [point(0.0, 0.0, 40.0)])
 
 
@@ -53,6 +46,7 @@ class Link:
         self.now = 0.0
         self.telemetry = Telemetry(now_s=0.0)
         self.link_up = True
+        self.positions_up = True
         self.deliver_setpoints = True
         self.refuse = {}            # request kind -> how many more times to refuse it
         self.requests = []
@@ -71,16 +65,17 @@ class Link:
         if self._due("state", 1.0):
             t.connected, t.armed, t.mode, t.landed_state = True, m.armed, m.mode, m.landed_state
             t.last_state_s = self.now
-        if self._due("position", 0.2):
+        if self._due("position", 0.2) and self.positions_up:
             lat, lon, _ = FRAME.to_geodetic(*m.position)
             t.latitude, t.longitude, t.altitude_rel_m = float(lat), float(lon), m.height_above_home
             t.gps_fix, t.battery_fraction = m.gps_ok, m.battery_fraction
+            t.last_position_s = self.now
         if self._due("home", 2.0):
             t.home = HOME
         while m.events:
             event = m.events.popleft()
             if event.severity != "info":
-                self.sequencer.note_autopilot_message(event.text)
+                self.sequencer.note_autopilot_message(event.text, self.now)
 
     def _serve(self, request):
         self.requests.append(request.describe())
@@ -95,6 +90,9 @@ class Link:
         else:
             ok = self.model.set_mode(request.mode, self.now)
         self.sequencer.on_request_done(request, ok, "" if ok else "MAV_RESULT 1")
+
+    def run_until_transit_in_offboard(self):
+        assert self.run(200, until=lambda: self.sequencer.phase == Phase.TRANSIT and self.model.mode == px4.OFFBOARD)
 
     def run(self, seconds, until=None):
         for _ in range(int(round(seconds / DT))):
@@ -121,8 +119,8 @@ def fly(mission=None, config=None, model_config=None, battery=1.0):
     model = Multirotor("uav1", model_config or MultirotorConfig(max_speed_m_s=20.0, max_climb_m_s=6.0,
                                                                 max_descent_m_s=3.0, max_accel_m_s2=4.0),
                        ground_amsl_m=30.0, battery_fraction=battery)
-    config = config or SequencerConfig(follower=FollowerConfig(cruise_speed_m_s=15.0, climb_speed_m_s=6.0,
-                                                               descent_speed_m_s=3.0, accel_m_s2=4.0))
+    config = config or SequencerConfig(follower=FollowerConfig(climb_speed_m_s=6.0, descent_speed_m_s=3.0,
+                                                               accel_m_s2=4.0))
     sequencer = MissionSequencer(mission or spec(), config)
     return Link(model, sequencer)
 
@@ -176,7 +174,7 @@ def test_arming_refused_twice_is_retried_with_backoff_and_then_flies():
 def test_arming_refused_every_time_fails_the_mission_with_the_reason():
     link = fly()
     link.refuse["arm"] = 99
-    link.model.say(0.0, "critical", "Arming denied: Resolve system health failures first")
+    link.sequencer.note_autopilot_message("Arming denied: Resolve system health failures first", 0.0)
     link.run(60)
     seq = link.sequencer
     assert seq.outcome == Outcome.FAILED
@@ -185,20 +183,23 @@ def test_arming_refused_every_time_fails_the_mission_with_the_reason():
     assert not link.model.armed
 
 
-def test_offboard_that_never_comes_fails_after_retries_and_stays_safe():
+def test_offboard_that_never_comes_fails_and_hands_the_vehicle_to_return_to_launch():
     link = fly()
     link.deliver_setpoints = False          # PX4 never sees a stream, so it refuses OFFBOARD
     link.run(120)
     seq = link.sequencer
     assert seq.outcome == Outcome.FAILED
     assert "switch to OFFBOARD refused 3 times" in seq.reason
-    assert link.model.mode == px4.AUTO_LOITER        # still holding after take-off, under PX4's control
+    assert "handed over to PX4's return to launch" in seq.reason
+    assert link.model.mode == px4.AUTO_RTL and seq.setpoint is None
+    link.run(120, until=lambda: not link.model.armed)
+    assert link.model.landed and math.hypot(*link.model.position[:2]) < 1.5     # PX4 brought it home
 
 
 def test_a_pilot_taking_control_is_never_fought():
     link = fly()
     seq = link.sequencer
-    link.run(200, until=lambda: seq.phase == Phase.TRANSIT and link.model.mode == px4.OFFBOARD)
+    link.run_until_transit_in_offboard()
     link.run(3)
     link.model.set_mode(px4.POSCTL, link.now)        # the pilot flips the switch
     link.run(5)
@@ -213,7 +214,7 @@ def test_a_pilot_taking_control_is_never_fought():
 def test_a_silent_link_marks_the_vehicle_lost():
     link = fly()
     seq = link.sequencer
-    link.run(200, until=lambda: seq.phase == Phase.TRANSIT and link.model.mode == px4.OFFBOARD)
+    link.run_until_transit_in_offboard()
     link.link_up = False
     link.run(10)
     assert seq.outcome == Outcome.VEHICLE_LOST
@@ -246,19 +247,25 @@ def test_canceled_before_take_off_it_never_arms():
 
 def test_preflight_names_every_problem_it_waited_for():
     link = fly(battery=0.3)
+    link.model.gps_ok = False
     link.run(20)
     seq = link.sequencer
     assert seq.outcome == Outcome.FAILED
-    assert "battery at 30%" in seq.reason
+    assert "battery at 30%" in seq.reason and "no GPS fix" in seq.reason
     assert link.requests == []
 
 
-def test_a_plan_above_the_ceiling_is_refused_before_take_off():
-    link = fly(spec(route=[point(400.0, 300.0, 150.0)]))
-    link.run(20)
-    assert link.sequencer.outcome == Outcome.FAILED
-    assert "above the 120 m ceiling" in link.sequencer.reason
-    assert not link.model.armed
+def test_a_plan_that_cannot_be_flown_is_named_before_anything_moves():
+    from dfr_bridge.mission_sequencer import plan_problems
+    config = SequencerConfig()
+    assert plan_problems(spec(), config) == []
+    bad = spec(route=[point(400.0, 300.0, 150.0), Waypoint(math.nan, 0.0, 40.0), point(10.0, 0.0, 0.0)])
+    bad.incident_id = ""
+    problems = plan_problems(bad, config)
+    assert "the mission names no incident: every flight must answer one" in problems
+    assert any("route[0] at 150 m is outside (0, 120] m" in p for p in problems)
+    assert "route[1] has a non-finite coordinate" in problems
+    assert any(p.startswith("route[2] at 0 m") for p in problems)
 
 
 def test_feedback_counts_down_distance_and_eta():
@@ -271,3 +278,25 @@ def test_feedback_counts_down_distance_and_eta():
     assert distances[0] == pytest.approx(500.0, abs=15.0)
     assert all(b <= a + 0.5 for a, b in zip(distances, distances[1:]))
     assert samples[0][1] == pytest.approx(500.0 / 15.0, rel=0.2)
+
+
+def test_a_battery_failsafe_is_told_apart_from_a_pilot_takeover():
+    model_config = MultirotorConfig(max_speed_m_s=20.0, max_climb_m_s=6.0, max_descent_m_s=3.0,
+                                    max_accel_m_s2=4.0, hover_endurance_s=300.0)
+    link = fly(spec(on_scene_s=0.0), model_config=model_config, battery=0.55)
+    seq = link.sequencer
+    link.run(400)
+    assert seq.outcome == Outcome.AUTOPILOT_FAILSAFE, seq.reason
+    assert "AUTO.RTL" in seq.reason and "battery" in seq.reason.lower()
+    assert seq.setpoint is None
+
+
+def test_losing_the_position_in_flight_hands_over_to_return_to_launch():
+    link = fly()
+    seq = link.sequencer
+    link.run_until_transit_in_offboard()
+    link.positions_up = False
+    link.run(30)
+    assert seq.outcome == Outcome.FAILED
+    assert "no position from the autopilot" in seq.reason and "return to launch" in seq.reason
+    assert link.model.mode == px4.AUTO_RTL

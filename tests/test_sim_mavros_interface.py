@@ -7,7 +7,7 @@ from mavros_msgs.srv import CommandBool, CommandTOL, SetMode
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import NavSatFix
 
-from dfr_common import qos
+from dfr_common.ros import qos
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NS = "/uav1/mavros"
@@ -104,7 +104,7 @@ def test_a_stalled_client_keeps_offboard_but_a_silent_one_loses_it(ros_context):
     from mavros_msgs.msg import GlobalPositionTarget
     from rclpy.parameter import Parameter
 
-    from dfr_common.node_main import make_executor
+    from dfr_common.ros.node_main import make_executor
     from dfr_sim.sim_node import SimulatorNode
 
     sim = SimulatorNode(context=ros_context, parameter_overrides=[

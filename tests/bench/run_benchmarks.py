@@ -61,7 +61,7 @@ def bench_simulator_node(vehicles: int, seconds: float = 8.0) -> dict:
     from rclpy.context import Context
     from rclpy.parameter import Parameter
 
-    from dfr_common.node_main import make_executor
+    from dfr_common.ros.node_main import make_executor
     from dfr_sim.sim_node import SimulatorNode
 
     fleet = Path(f"/tmp/dfr_bench_fleet_{vehicles}.yaml")

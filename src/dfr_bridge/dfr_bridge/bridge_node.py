@@ -4,10 +4,11 @@ It serves the ExecuteMission action, turns MAVROS telemetry into a Telemetry sna
 for the MissionSequencer, makes the autopilot requests the sequencer asks for through
 MAVROS's services, streams its setpoints on setpoint_raw/global, and publishes the
 vehicle's VehicleStatus. Everything PX4-specific lives in the sequencer; this module
-is plumbing.
+is plumbing, plus the last check that a flight answers an open, eligible incident.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 
@@ -25,26 +26,48 @@ from dfr_bridge.endurance import EnduranceEstimator
 from dfr_bridge.mission_sequencer import (
     MissionSequencer,
     MissionSpec,
-    Outcome,
-    Phase,
     Request,
     SequencerConfig,
     Telemetry,
     Waypoint,
+    plan_problems,
 )
 from dfr_bridge.route_follower import FollowerConfig
-from dfr_common import qos
+from dfr_common import px4
 from dfr_common.geodesy import GeoPoint
-from dfr_common.node_main import run
-from dfr_common.parameters import Param, declare
-from dfr_common.ros_time import from_seconds
+from dfr_common.mission import Outcome, Phase
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import from_seconds
 from dfr_interfaces.action import ExecuteMission
-from dfr_interfaces.msg import MissionPhase, VehicleStatus
+from dfr_interfaces.msg import Incident, MissionPhase, VehicleStatus
 
 # Stream position, velocity feed-forward and yaw; ignore acceleration and yaw rate.
 _SETPOINT_MASK = (GlobalPositionTarget.IGNORE_AFX | GlobalPositionTarget.IGNORE_AFY
                   | GlobalPositionTarget.IGNORE_AFZ | GlobalPositionTarget.IGNORE_YAW_RATE)
-_LANDED_ON_GROUND = ExtendedState.LANDED_STATE_ON_GROUND
+
+
+def mission_spec(goal: ExecuteMission.Goal) -> MissionSpec:
+    plan = goal.plan
+    return MissionSpec(
+        mission_id=plan.mission_id, incident_id=goal.incident.incident_id,
+        route=[Waypoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route],
+        scene=GeoPoint(plan.scene.latitude, plan.scene.longitude, plan.scene.altitude),
+        cruise_speed_m_s=plan.cruise_speed_m_s, on_scene_duration_s=plan.on_scene_duration_s,
+        return_route=[Waypoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.return_route])
+
+
+def goal_problems(goal: ExecuteMission.Goal, config: SequencerConfig) -> list[str]:
+    """Why the bridge refuses a mission: the incident must be open and eligible, the plan flyable."""
+    problems = []
+    incident = goal.incident
+    if incident.incident_id and not incident.drone_eligible:
+        problems.append(f"incident {incident.incident_id} is not eligible for a drone under the launch policy"
+                        + (f" ({incident.policy_reason})" if incident.policy_reason else ""))
+    if incident.incident_id and incident.state != Incident.STATE_OPEN:
+        problems.append(f"incident {incident.incident_id} is closed")
+    return problems + plan_problems(mission_spec(goal), config)
 
 
 class BridgeNode(Node):
@@ -76,6 +99,8 @@ class BridgeNode(Node):
             Param("retry_backoff_s", 1.0, "wait after the first refusal, doubled after each", 0.1, 30.0),
             Param("link_timeout_s", 5.0, "MAVROS State silence after which the link counts as lost",
                   1.5, 60.0),
+            Param("position_timeout_s", 3.0, "position silence in flight after which the bridge gives up",
+                  0.5, 60.0),
             Param("land_timeout_s", 180.0, "time allowed from the land request to disarm", 10.0, 1200.0),
             Param("climb_speed_m_s", 3.0, "climb rate planned for vertical legs", 0.5, 10.0),
             Param("descent_speed_m_s", 1.5, "descent rate planned for descending legs", 0.3, 10.0),
@@ -91,7 +116,11 @@ class BridgeNode(Node):
             takeoff_complete_alt_m=p.takeoff_complete_alt_m, takeoff_timeout_s=p.takeoff_timeout_s,
             offboard_prestream_s=p.offboard_prestream_s, mode_confirm_timeout_s=p.mode_confirm_timeout_s,
             request_attempts=p.request_attempts, retry_backoff_s=p.retry_backoff_s,
-            link_timeout_s=p.link_timeout_s, land_timeout_s=p.land_timeout_s, max_altitude_m=p.max_altitude_m)
+            link_timeout_s=p.link_timeout_s, position_timeout_s=p.position_timeout_s,
+            land_timeout_s=p.land_timeout_s, max_altitude_m=p.max_altitude_m,
+            follower=FollowerConfig(climb_speed_m_s=p.climb_speed_m_s, descent_speed_m_s=p.descent_speed_m_s,
+                                    accel_m_s2=p.accel_m_s2, acceptance_radius_m=p.acceptance_radius_m,
+                                    altitude_tolerance_m=p.altitude_tolerance_m))
         self.endurance = EnduranceEstimator(p.nominal_endurance_s, p.battery_reserve)
 
         self.telemetry = Telemetry(now_s=0.0)
@@ -99,9 +128,10 @@ class BridgeNode(Node):
         self._altitude_ellipsoid = math.nan
         self.sequencer: MissionSequencer | None = None
         self.goal_handle = None
+        self._busy = False            # a goal has been accepted and not yet finished
         self._mission_done: Future | None = None
-        self._incident_id = ""
-        self._requests_in_flight: dict[Request, tuple[float, str]] = {}
+        self._calls = itertools.count()
+        self._in_flight: dict[int, tuple[Request, float, str]] = {}   # call id -> request, sent, service
         self._detail = ""
 
         ns = p.mavros_namespace
@@ -114,9 +144,11 @@ class BridgeNode(Node):
         sub(BatteryState, f"{ns}/battery", self._on_battery, qos.SENSOR_DATA)
         sub(HomePosition, f"{ns}/home_position/home", self._on_home, qos.LATCHED_STATE)
         sub(StatusText, f"{ns}/statustext/recv", self._on_statustext, qos.SENSOR_DATA)
-        self.arming_client = self.create_client(CommandBool, f"{ns}/cmd/arming")
-        self.takeoff_client = self.create_client(CommandTOL, f"{ns}/cmd/takeoff")
-        self.set_mode_client = self.create_client(SetMode, f"{ns}/set_mode")
+        self.mavros_clients = {
+            "arm": (self.create_client(CommandBool, f"{ns}/cmd/arming"), "cmd/arming"),
+            "takeoff": (self.create_client(CommandTOL, f"{ns}/cmd/takeoff"), "cmd/takeoff"),
+            "mode": (self.create_client(SetMode, f"{ns}/set_mode"), "set_mode"),
+        }
         self.setpoint_pub = self.create_publisher(GlobalPositionTarget, f"{ns}/setpoint_raw/global",
                                                   qos.SENSOR_DATA)
         self.status_pub = self.create_publisher(VehicleStatus, "vehicle_status", qos.LATCHED_STATE)
@@ -145,6 +177,7 @@ class BridgeNode(Node):
         t = self.telemetry
         t.latitude, t.longitude = msg.latitude, msg.longitude
         t.gps_fix = msg.status.status >= NavSatStatus.STATUS_FIX
+        t.last_position_s = self._now()
         self._altitude_ellipsoid = msg.altitude
 
     def _on_rel_alt(self, msg: Float64):
@@ -155,28 +188,28 @@ class BridgeNode(Node):
 
     def _on_battery(self, msg: BatteryState):
         self.telemetry.battery_fraction = msg.percentage
-        flying = self.telemetry.armed and self.telemetry.landed_state != _LANDED_ON_GROUND
+        flying = self.telemetry.armed and self.telemetry.landed_state != px4.LANDED_STATE_ON_GROUND
         self.endurance.update(self._now(), msg.percentage, flying)
 
     def _on_home(self, msg: HomePosition):
         self.telemetry.home = GeoPoint(msg.geo.latitude, msg.geo.longitude, msg.geo.altitude)
 
     def _on_statustext(self, msg: StatusText):
-        if msg.severity <= StatusText.WARNING:
-            self.telemetry.autopilot_message = msg.text
-            if self.sequencer is not None:
-                self.sequencer.note_autopilot_message(msg.text)
+        if msg.severity <= StatusText.WARNING and self.sequencer is not None:
+            self.sequencer.note_autopilot_message(msg.text, self._now())
 
     # ---------------------------------------------------------------- action
     def _on_goal(self, goal: ExecuteMission.Goal) -> GoalResponse:
-        if self.sequencer is not None and not self.sequencer.done:
-            self.get_logger().warning(
-                f"refused mission {goal.plan.mission_id}: already flying {self.sequencer.spec.mission_id}")
+        mission_id = goal.plan.mission_id or "(no id)"
+        if self._busy:
+            self.get_logger().warning(f"refused mission {mission_id}: already flying "
+                                      f"{self.sequencer.spec.mission_id if self.sequencer else 'a mission'}")
             return GoalResponse.REJECT
-        problem = _plan_problem(goal)
-        if problem:
-            self.get_logger().error(f"refused mission {goal.plan.mission_id}: {problem}")
+        problems = goal_problems(goal, self.sequencer_config)
+        if problems:
+            self.get_logger().error(f"refused mission {mission_id}: {'; '.join(problems)}")
             return GoalResponse.REJECT
+        self._busy = True     # before the next goal is looked at: one mission at a time
         return GoalResponse.ACCEPT
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
@@ -186,30 +219,18 @@ class BridgeNode(Node):
         return CancelResponse.ACCEPT
 
     async def _execute(self, goal_handle):
-        goal = goal_handle.request
-        plan = goal.plan
-        spec = MissionSpec(
-            mission_id=plan.mission_id, incident_id=goal.incident.incident_id,
-            route=[Waypoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route],
-            scene=GeoPoint(plan.scene.latitude, plan.scene.longitude, plan.scene.altitude),
-            cruise_speed_m_s=plan.cruise_speed_m_s, standoff_radius_m=plan.standoff_radius_m,
-            on_scene_duration_s=plan.on_scene_duration_s,
-            return_route=[Waypoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.return_route])
-        config = self.sequencer_config
-        config.follower = FollowerConfig(
-            cruise_speed_m_s=plan.cruise_speed_m_s, climb_speed_m_s=self.params.climb_speed_m_s,
-            descent_speed_m_s=self.params.descent_speed_m_s, accel_m_s2=self.params.accel_m_s2,
-            acceptance_radius_m=self.params.acceptance_radius_m,
-            altitude_tolerance_m=self.params.altitude_tolerance_m)
-        self.sequencer = MissionSequencer(spec, config)
-        self.goal_handle = goal_handle
-        self._incident_id = spec.incident_id
-        self._mission_done = Future()
+        spec = mission_spec(goal_handle.request)
+        seq = MissionSequencer(spec, self.sequencer_config)
+        done = Future()
+        self.sequencer, self.goal_handle, self._mission_done = seq, goal_handle, done
+        self._in_flight.clear()
         self._detail = f"mission {spec.mission_id} for incident {spec.incident_id} started"
         self.get_logger().info(self._detail)
-        await self._mission_done
+        try:
+            await done
+        finally:
+            self._busy = False
 
-        seq = self.sequencer
         result = ExecuteMission.Result(outcome=seq.outcome.value, reason=seq.reason,
                                        reached_scene=seq.on_scene_since_s is not None,
                                        distance_flown_m=float(seq.distance_flown_m))
@@ -227,7 +248,8 @@ class BridgeNode(Node):
             goal_handle.canceled()
         else:
             goal_handle.abort()
-        self.goal_handle = None
+        if self.goal_handle is goal_handle:
+            self.goal_handle = None
         return result
 
     # --------------------------------------------------------------- control
@@ -237,49 +259,50 @@ class BridgeNode(Node):
             return
         now = self._now()
         self.telemetry.now_s = now
-        self._expire_requests(now)
+        self._expire_calls(now)
         for request in seq.update(self.telemetry):
             self._send(request, now)
         if seq.setpoint is not None:
             self._publish_setpoint(seq)
-        if seq.done and self._mission_done is not None and not self._mission_done.done():
+        if seq.done and not self._mission_done.done():
             self._mission_done.set_result(True)
 
     def _send(self, request: Request, now: float):
+        client, service = self.mavros_clients[request.kind]
         if request.kind == "arm":
-            client, msg, name = self.arming_client, CommandBool.Request(value=True), "cmd/arming"
+            message = CommandBool.Request(value=True)
         elif request.kind == "takeoff":
-            # NaN position: take off in place; NaN altitude: PX4's MIS_TAKEOFF_ALT.
-            client, name = self.takeoff_client, "cmd/takeoff"
-            msg = CommandTOL.Request(min_pitch=0.0, yaw=math.nan, latitude=math.nan,
-                                     longitude=math.nan, altitude=math.nan)
+            # NaN position: take off in place (0, 0 would send PX4 to 0 N 0 E); NaN altitude: MIS_TAKEOFF_ALT.
+            message = CommandTOL.Request(min_pitch=0.0, yaw=math.nan, latitude=math.nan, longitude=math.nan,
+                                         altitude=math.nan)
         else:
-            client, msg, name = self.set_mode_client, SetMode.Request(base_mode=0, custom_mode=request.mode), \
-                "set_mode"
+            message = SetMode.Request(base_mode=0, custom_mode=request.mode)
         # No service_is_ready() gate: it reads the ROS graph cache, which can miss a server that
         # DDS has matched (ros2/rmw_fastrtps#792). An unanswered call times out instead.
-        self._requests_in_flight[request] = (now, name)
+        call_id = next(self._calls)
+        self._in_flight[call_id] = (request, now, service)
         self.get_logger().info(f"requesting {request.describe()}")
-        client.call_async(msg).add_done_callback(lambda future: self._on_response(request, future))
+        client.call_async(message).add_done_callback(lambda future: self._on_response(call_id, future))
 
-    def _on_response(self, request: Request, future):
-        if self._requests_in_flight.pop(request, None) is None or self.sequencer is None:
-            return   # timed out already
+    def _on_response(self, call_id: int, future):
+        entry = self._in_flight.pop(call_id, None)
+        if entry is None or self.sequencer is None:
+            return   # the call timed out, or belonged to an earlier mission: its answer means nothing now
+        request, _, service = entry
         response = future.result()
         if request.kind == "mode":
-            accepted, detail = response.mode_sent, "MAVROS did not send the mode (unknown name)"
+            accepted, detail = response.mode_sent, f"MAVROS {service} did not send the mode (unknown name)"
         else:
-            accepted = response.success
-            detail = f"MAV_RESULT {response.result}"
+            accepted, detail = response.success, f"MAVROS {service}: MAV_RESULT {response.result}"
         if not accepted:
             self.get_logger().warning(f"{request.describe()} refused: {detail}")
         self.sequencer.on_request_done(request, accepted, detail)
 
-    def _expire_requests(self, now: float):
-        for request, (sent, name) in list(self._requests_in_flight.items()):
+    def _expire_calls(self, now: float):
+        for call_id, (request, sent, service) in list(self._in_flight.items()):
             if now - sent > self.params.request_timeout_s:
-                del self._requests_in_flight[request]
-                self.sequencer.on_request_done(request, False, f"no answer from MAVROS {name} within "
+                del self._in_flight[call_id]
+                self.sequencer.on_request_done(request, False, f"no answer from MAVROS {service} within "
                                                f"{self.params.request_timeout_s:.0f} s")
 
     def _publish_setpoint(self, seq: MissionSequencer):
@@ -297,10 +320,9 @@ class BridgeNode(Node):
             return
         t = self.telemetry
         feedback = ExecuteMission.Feedback(
-            phase=MissionPhase(value=seq.phase.value), altitude_rel_m=_f32(t.altitude_rel_m),
-            distance_to_go_m=_f32(seq.distance_to_go_m), eta_s=_f32(seq.eta_s),
-            battery_fraction=_f32(t.battery_fraction))
-        feedback.position = self._position_msg()
+            phase=MissionPhase(value=seq.phase.value), position=self._position_msg(),
+            altitude_rel_m=float(t.altitude_rel_m), distance_to_go_m=float(seq.distance_to_go_m),
+            eta_s=float(seq.eta_s), battery_fraction=float(t.battery_fraction))
         self.goal_handle.publish_feedback(feedback)
 
     # ---------------------------------------------------------------- status
@@ -316,44 +338,18 @@ class BridgeNode(Node):
             vehicle_id=self.params.vehicle_id, base_id=self.params.base_id,
             connected=t.connected and self._now() - t.last_state_s <= self.params.link_timeout_s,
             armed=t.armed, mode=t.mode, landed_state=t.landed_state, position=self._position_msg(),
-            altitude_rel_m=_f32(t.altitude_rel_m), velocity=self.velocity,
-            battery_fraction=_f32(t.battery_fraction),
-            flight_time_remaining_s=_f32(self.endurance.remaining_s(t.battery_fraction)),
+            altitude_rel_m=float(t.altitude_rel_m), velocity=self.velocity,
+            battery_fraction=float(t.battery_fraction),
+            flight_time_remaining_s=float(self.endurance.remaining_s(t.battery_fraction)),
             mission_id=seq.spec.mission_id if flying_mission else "",
-            incident_id=self._incident_id if flying_mission else "",
+            incident_id=seq.spec.incident_id if flying_mission else "",
             phase=MissionPhase(value=seq.phase.value if flying_mission else Phase.IDLE.value),
             detail=self._detail)
-        status.available = (not flying_mission and status.connected and not t.armed
-                            and t.landed_state == _LANDED_ON_GROUND and t.gps_fix and t.home is not None
+        status.available = (not self._busy and status.connected and not t.armed
+                            and t.landed_state == px4.LANDED_STATE_ON_GROUND and t.gps_fix and t.home is not None
                             and t.battery_fraction >= self.params.min_launch_battery)
         status.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(status)
-
-
-def _f32(value: float) -> float:
-    return float(value) if value is not None else math.nan
-
-
-def _plan_problem(goal: ExecuteMission.Goal) -> str:
-    """Why a mission goal cannot be flown as given; empty when it can."""
-    plan = goal.plan
-    if not plan.mission_id:
-        return "the plan has no mission_id"
-    if not goal.incident.incident_id:
-        return "the mission names no incident: every flight must answer one"
-    if not plan.route:
-        return "the plan has no route"
-    for name, points in (("route", plan.route), ("return_route", plan.return_route)):
-        for i, w in enumerate(points):
-            if not all(math.isfinite(v) for v in (w.latitude, w.longitude, w.altitude_rel_m)):
-                return f"{name}[{i}] has a non-finite coordinate"
-            if not (-90 <= w.latitude <= 90 and -180 <= w.longitude <= 180):
-                return f"{name}[{i}] is not on the Earth"
-    if not (math.isfinite(plan.cruise_speed_m_s) and plan.cruise_speed_m_s > 0):
-        return f"cruise speed {plan.cruise_speed_m_s} is not a positive number"
-    if not math.isfinite(plan.on_scene_duration_s) or plan.on_scene_duration_s < 0:
-        return f"on-scene duration {plan.on_scene_duration_s} is not a non-negative number"
-    return ""
 
 
 def main(args=None):

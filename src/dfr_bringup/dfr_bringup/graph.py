@@ -39,18 +39,14 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
     """Simulator, intake, dispatch, one bridge per vehicle, the scenario feed and the recorder."""
     sim_time = {"use_sim_time": True}
     fleet = load_fleet(run.fleet_file)
-    nodes = [
-        NodeSpec("dfr_sim", "sim_node", "sim", "/", ("sim.yaml",),
-                 {"fleet_file": str(run.fleet_file), "speed": float(run.speed)}),
+    on_sim_time = [
         NodeSpec("dfr_intake", "intake_node", "intake", "/dfr", ("intake.yaml",),
                  {**sim_time, "operating_area_file": str(run.config_dir / "airspace" / "operating_area.geojson")}),
         NodeSpec("dfr_dispatch", "dispatch_node", "dispatch", "/dfr", ("dispatch.yaml",),
                  {**sim_time, "fleet_file": str(run.fleet_file)}),
-    ]
-    for vehicle in fleet.vehicles.values():
-        nodes.append(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml",),
-                              {**sim_time, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id}))
-    nodes += [
+        *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml",),
+                   {**sim_time, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id})
+          for vehicle in fleet.vehicles.values()),
         NodeSpec("dfr_intake", "scenario_feed", "scenario_feed", "/dfr", (),
                  {**sim_time, "scenario_file": str(run.scenario_file)}),
         NodeSpec("dfr_bringup", "run_recorder", "run_recorder", "/dfr", ("run_recorder.yaml",),
@@ -58,5 +54,7 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
                   "output_dir": str(run.output_dir)}, required=True),
     ]
     # Sim time starts once every other node is up and listening to /clock.
-    nodes[0].overrides["wait_for_clock_subscribers"] = len(nodes) - 1
-    return nodes
+    simulator = NodeSpec("dfr_sim", "sim_node", "sim", "/", ("sim.yaml",),
+                         {"fleet_file": str(run.fleet_file), "speed": float(run.speed),
+                          "wait_for_clock_subscribers": len(on_sim_time)})
+    return [simulator, *on_sim_time]

@@ -15,11 +15,11 @@ from pathlib import Path
 from rclpy.node import Node
 
 from dfr_bringup.run_record import IncidentEntry, RunRecord
-from dfr_common import qos
 from dfr_common.fleet import load_fleet
-from dfr_common.node_main import run
-from dfr_common.parameters import Param, declare
-from dfr_common.ros_time import to_seconds
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import to_seconds
 from dfr_intake.scenario import load_scenario
 from dfr_interfaces.msg import Incident, ScenarioProgress, VehicleStatus
 
@@ -42,7 +42,7 @@ class RunRecorderNode(Node):
         self.start_sim_s: float | None = None
         self.progress: ScenarioProgress | None = None
         self.feed_done_s: float | None = None
-        self.start_wall = time.monotonic()   # for the real-time factor only: a measurement, not behaviour
+        self.start_wall: float | None = None   # for the real-time factor only: a measurement, not behaviour
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
         self.create_subscription(ScenarioProgress, "scenario_progress", self._on_progress, qos.LATCHED_STATE)
         for vehicle_id in self.fleet.vehicles:
@@ -72,7 +72,7 @@ class RunRecorderNode(Node):
         if now <= 0.0:
             return
         if self.start_sim_s is None:
-            self.start_sim_s = now
+            self.start_sim_s, self.start_wall = now, time.monotonic()
         elapsed = now - self.start_sim_s
         calls_done = self.feed_done_s is not None and now - self.feed_done_s >= self.params.settle_s
         if calls_done and not self.record.unattended() and self.record.fleet_idle():
@@ -82,7 +82,7 @@ class RunRecorderNode(Node):
                             f"{', '.join(self.record.unattended()) or 'none'}")
 
     def _finish(self, code: int, why: str):
-        wall = time.monotonic() - self.start_wall
+        wall = time.monotonic() - (self.start_wall or time.monotonic())
         sim = self._now() - (self.start_sim_s or 0.0)
         progress = self.progress or ScenarioProgress()
         metrics = {"scenario": self.scenario.name, "calls_received": progress.calls_reported,

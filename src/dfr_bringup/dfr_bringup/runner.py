@@ -79,6 +79,8 @@ class Graph:
 
     def _write(self, line: str, echo: bool | None = None) -> None:
         with self.lock:
+            if self.log.closed:
+                return
             self.log.write(line + "\n")
             if self.echo if echo is None else echo:
                 print(line, flush=True)
@@ -120,7 +122,8 @@ class Graph:
                     pass
         for thread in self.threads:
             thread.join(timeout=1.0)
-        self.log.close()
+        with self.lock:
+            self.log.close()
 
 
 def apply_overrides(specs: list[NodeSpec], overrides: list[str]) -> list[NodeSpec]:

@@ -1,5 +1,7 @@
 """Shared pieces of the dfr stack.
 
-The modules `geodesy` and `fleet` are plain Python and never import rclpy; `qos`,
-`parameters` and `ros_time` are the thin rclpy helpers that node modules use.
+Plain Python, never importing rclpy: `geodesy` (WGS 84 and local ENU frames), `fleet`
+(the fleet file), `areas` (GeoJSON areas), `px4` (PX4 and MAVROS names and numbers),
+`mission` (mission phases and outcomes), `grading` (call grades). The `ros`
+subpackage holds the thin rclpy helpers that only node modules import.
 """

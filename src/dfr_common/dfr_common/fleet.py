@@ -30,9 +30,6 @@ class Site:
     def ellipsoid_height(self, amsl_m: float) -> float:
         return amsl_m + self.geoid_undulation_m
 
-    def amsl(self, ellipsoid_height_m: float) -> float:
-        return ellipsoid_height_m - self.geoid_undulation_m
-
 
 @dataclass(frozen=True)
 class Base:
@@ -61,9 +58,6 @@ class Fleet:
     vehicles: dict[str, Vehicle]
     source: str = field(default="", compare=False)
 
-    def base_of(self, vehicle_id: str) -> Base:
-        return self.bases[self.vehicles[vehicle_id].base_id]
-
     def base_ground_point(self, base_id: str) -> GeoPoint:
         base = self.bases[base_id]
         return GeoPoint(base.latitude, base.longitude,
@@ -80,6 +74,15 @@ def _require(mapping, key, where):
     if not isinstance(mapping, dict) or key not in mapping:
         raise FleetConfigError(f"{where}: missing '{key}'")
     return mapping[key]
+
+
+def _list(mapping, key, where) -> list:
+    value = _require(mapping, key, where)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FleetConfigError(f"{where}: '{key}' must be a list")
+    return value
 
 
 def _number(mapping, key, where, default=None):
@@ -114,7 +117,7 @@ def parse_fleet(data, source: str = "<fleet>") -> Fleet:
                 geoid_undulation_m=_number(site_data, "geoid_undulation_m", f"{source}: site"))
 
     bases: dict[str, Base] = {}
-    for i, entry in enumerate(_require(data, "bases", source) or []):
+    for i, entry in enumerate(_list(data, "bases", source)):
         where = f"{source}: bases[{i}]"
         base_id = _identifier(entry, "id", where)
         if base_id in bases:
@@ -128,13 +131,13 @@ def parse_fleet(data, source: str = "<fleet>") -> Fleet:
         raise FleetConfigError(f"{source}: no bases")
 
     vehicles: dict[str, Vehicle] = {}
-    for i, entry in enumerate(_require(data, "vehicles", source) or []):
+    for i, entry in enumerate(_list(data, "vehicles", source)):
         where = f"{source}: vehicles[{i}]"
         vehicle_id = _identifier(entry, "id", where)
         if vehicle_id in vehicles:
             raise FleetConfigError(f"{where}: duplicate vehicle id '{vehicle_id}'")
         base_id = _require(entry, "base", where)
-        if base_id not in bases:
+        if not isinstance(base_id, str) or base_id not in bases:
             raise FleetConfigError(f"{where}: unknown base '{base_id}'")
         dock = entry.get("dock", [0.0, 0.0])
         if not (isinstance(dock, list) and len(dock) == 2):

@@ -21,15 +21,16 @@ class GeoPoint:
     longitude: float
     altitude: float = 0.0
 
-    def is_finite(self) -> bool:
-        return all(math.isfinite(v) for v in (self.latitude, self.longitude))
+    def has_position(self) -> bool:
+        """Latitude and longitude are finite (the altitude may be unknown: NaN)."""
+        return math.isfinite(self.latitude) and math.isfinite(self.longitude)
 
 
 class LocalFrame:
     """East-north-up metres about a fixed WGS 84 origin."""
 
     def __init__(self, origin: GeoPoint):
-        if not origin.is_finite() or not math.isfinite(origin.altitude):
+        if not origin.has_position() or not math.isfinite(origin.altitude):
             raise ValueError(f"local frame origin must be finite, got {origin}")
         self.origin = origin
 
@@ -62,8 +63,3 @@ def ground_distance_m(lat1, lon1, lat2, lon2):
     east, north, _ = pymap3d.geodetic2enu(lat2, lon2, 0.0, lat1, lon1, 0.0)
     return np.hypot(east, north)
 
-
-def bearing_rad(lat1, lon1, lat2, lon2) -> float:
-    """ENU heading (radians counter-clockwise from east) from the first position to the second."""
-    east, north, _ = pymap3d.geodetic2enu(lat2, lon2, 0.0, lat1, lon1, 0.0)
-    return math.atan2(north, east)

@@ -1,4 +1,4 @@
-"""Unit tests of dfr_common.geodesy: local ENU frames, ground distance and bearing."""
+"""Unit tests of dfr_common.geodesy: local ENU frames and ground distance."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pymap3d.vincenty import vdist
 
-from dfr_common.geodesy import GeoPoint, LocalFrame, bearing_rad, ground_distance_m
+from dfr_common.geodesy import GeoPoint, LocalFrame, ground_distance_m
 
 # Islington police station, on the ground (30 m AMSL + 46 m geoid undulation).
 ISLINGTON = GeoPoint(51.5338, -0.1109, 76.0)
@@ -47,8 +47,8 @@ def test_geopoint_defaults_altitude_to_zero():
     (51.5, math.inf, False),
     (-math.inf, 0.0, False),
 ])
-def test_geopoint_is_finite_checks_latitude_and_longitude(lat, lon, finite):
-    assert GeoPoint(lat, lon).is_finite() is finite
+def test_geopoint_has_position_checks_latitude_and_longitude(lat, lon, finite):
+    assert GeoPoint(lat, lon).has_position() is finite
 
 
 # --- LocalFrame -------------------------------------------------------------------------------------------------
@@ -165,44 +165,3 @@ def test_ground_distance_ignores_altitude_one_degree_of_latitude():
     expected, _ = vdist(51.0, -0.1, 52.0, -0.1)
     assert float(ground_distance_m(51.0, -0.1, 52.0, -0.1)) == pytest.approx(float(expected), rel=1e-3)
     assert float(expected) == pytest.approx(111_250.0, rel=2e-3)
-
-
-# --- bearing_rad ------------------------------------------------------------------------------------------------
-
-D = 0.01     # degrees: about 1.1 km north-south, 0.7 km east-west at London's latitude
-
-
-@pytest.mark.parametrize(("dlat", "dlon", "low", "high"), [
-    (+D, +D, 0.0, math.pi / 2),               # north-east: first quadrant
-    (+D, -D, math.pi / 2, math.pi),           # north-west: second quadrant
-    (-D, -D, -math.pi, -math.pi / 2),         # south-west: third quadrant
-    (-D, +D, -math.pi / 2, 0.0),              # south-east: fourth quadrant
-])
-def test_bearing_quadrants(dlat, dlon, low, high):
-    lat, lon = ISLINGTON.latitude, ISLINGTON.longitude
-    b = bearing_rad(lat, lon, lat + dlat, lon + dlon)
-    assert low < b < high
-
-
-@pytest.mark.parametrize(("dlat", "dlon", "expected"), [
-    (0.0, +D, 0.0),              # due east
-    (+D, 0.0, math.pi / 2),      # due north
-    (-D, 0.0, -math.pi / 2),     # due south
-])
-def test_bearing_cardinal_directions(dlat, dlon, expected):
-    lat, lon = ISLINGTON.latitude, ISLINGTON.longitude
-    assert bearing_rad(lat, lon, lat + dlat, lon + dlon) == pytest.approx(expected, abs=1e-3)
-
-
-def test_bearing_due_west_is_plus_or_minus_pi():
-    lat, lon = ISLINGTON.latitude, ISLINGTON.longitude
-    assert abs(bearing_rad(lat, lon, lat, lon - D)) == pytest.approx(math.pi, abs=1e-3)
-
-
-def test_bearing_agrees_with_vincenty_azimuth():
-    # Vincenty's azimuth is clockwise from north; ENU heading is counter-clockwise from east.
-    _, azimuth_deg = vdist(ISLINGTON.latitude, ISLINGTON.longitude, *KENTISH_TOWN)
-    expected = math.radians(90.0 - float(azimuth_deg))
-    expected = math.atan2(math.sin(expected), math.cos(expected))
-    got = bearing_rad(ISLINGTON.latitude, ISLINGTON.longitude, *KENTISH_TOWN)
-    assert got == pytest.approx(expected, abs=1e-3)

@@ -6,6 +6,7 @@ whose drone never reached the scene goes back in the queue for another.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 
@@ -13,18 +14,17 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.node import Node
 
-from dfr_common import qos
 from dfr_common.fleet import load_fleet
-from dfr_common.node_main import run
-from dfr_common.parameters import Param, declare
-from dfr_common.ros_time import to_seconds
+from dfr_common.grading import urgency
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
 from dfr_dispatch.mission_plan import PlanConfig, plan_direct
 from dfr_dispatch.nearest_idle import nearest_idle
 from dfr_interfaces.action import ExecuteMission
 from dfr_interfaces.msg import FleetStatus, GeoWaypoint, Incident, MissionPlan, VehicleStatus
-
-_GRADE_ORDER = {"I": 0, "S": 1, "E": 2, "R": 3}
 
 
 @dataclass
@@ -62,6 +62,7 @@ class DispatchNode(Node):
         self.incidents: dict[str, Incident] = {}
         self.assignments: dict[str, Assignment] = {}
         self.attended: set[str] = set()
+        self.refused_by: dict[str, set[str]] = {}     # incident -> vehicles whose bridge refused it
         self.queue_reasons: dict[str, str] = {}
         self._mission_counter = 0
 
@@ -87,32 +88,40 @@ class DispatchNode(Node):
         if known is not None and known.revision >= msg.revision:
             return
         self.incidents[msg.incident_id] = msg
+        assignment = self.assignments.get(msg.incident_id)
+        if msg.state == Incident.STATE_CLOSED and assignment is not None and assignment.goal_handle is not None:
+            self.get_logger().info(f"{msg.incident_id} closed: recalling {assignment.vehicle_id}")
+            assignment.goal_handle.cancel_goal_async()
 
     def _on_status(self, msg: VehicleStatus):
         if msg.vehicle_id not in self.fleet.vehicles:
             self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
             return
         self.statuses[msg.vehicle_id] = msg
-        self.picture.update(VehicleView(
-            msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude, msg.available,
-            msg.battery_fraction, msg.phase.value, msg.mission_id, msg.detail, self._now()))
+        self.picture.update(VehicleView(msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude,
+                                        msg.available, self._now()))
 
     # --------------------------------------------------------------- decisions
     def _waiting(self) -> list[Incident]:
         waiting = [i for i in self.incidents.values()
                    if i.state == Incident.STATE_OPEN and i.drone_eligible
                    and i.incident_id not in self.assignments and i.incident_id not in self.attended]
-        return sorted(waiting, key=lambda i: (_GRADE_ORDER.get(i.grade, 9), to_seconds(i.calls[0].call_time)
+        return sorted(waiting, key=lambda i: (urgency(i.grade), to_seconds(i.calls[0].call_time)
                                               if i.calls else 0.0))
 
     def _decide(self):
         now = self._now()
         self._expire_unanswered(now)
         for incident in self._waiting():
-            idle = self.picture.idle(now)
+            if not (math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude)):
+                self.queue_reasons[incident.incident_id] = "the incident has no usable location"
+                continue
+            refused = self.refused_by.get(incident.incident_id, set())
+            idle = [v for v in self.picture.idle(now) if v.vehicle_id not in refused]
             choice = nearest_idle(incident.location.latitude, incident.location.longitude, idle)
             if choice is None:
-                self.queue_reasons[incident.incident_id] = "no drone available: all busy, charging or offline"
+                self.queue_reasons[incident.incident_id] = "no drone available: all busy, charging or offline" + (
+                    f"; refused by {', '.join(sorted(refused))}" if refused else "")
                 continue
             vehicle, distance = choice
             self._send_mission(incident, vehicle.vehicle_id, distance)
@@ -163,8 +172,9 @@ class DispatchNode(Node):
                 goal_handle.cancel_goal_async()
             return
         if not goal_handle.accepted:
-            self.get_logger().warning(f"{assignment.vehicle_id} refused {assignment.mission_id}; "
-                                      f"{incident_id} goes back in the queue")
+            self.get_logger().warning(f"{assignment.vehicle_id} refused {assignment.mission_id} (its log says why); "
+                                      f"{incident_id} goes back in the queue for another drone")
+            self.refused_by.setdefault(incident_id, set()).add(assignment.vehicle_id)
             self._end_assignment(incident_id, assignment)
             return
         assignment.goal_handle = goal_handle

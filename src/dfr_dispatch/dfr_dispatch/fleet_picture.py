@@ -13,10 +13,6 @@ class VehicleView:
     latitude: float = float("nan")
     longitude: float = float("nan")
     available: bool = False
-    battery_fraction: float = float("nan")
-    phase: int = 0
-    mission_id: str = ""
-    detail: str = ""
     last_seen_s: float = float("-inf")
 
 

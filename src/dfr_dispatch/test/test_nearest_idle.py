@@ -85,7 +85,7 @@ def picture() -> FleetPicture:
 
 
 def report(vehicle_id: str, now: float, position=ISLINGTON, available: bool = True, base_id="islington"):
-    return view(vehicle_id, position, base_id=base_id, available=available, battery_fraction=0.9,
+    return view(vehicle_id, position, base_id=base_id, available=available,
                 last_seen_s=now)
 
 

@@ -10,8 +10,7 @@ import math
 from dataclasses import dataclass
 
 from dfr_common.areas import Area
-
-GRADES = ("I", "S", "E", "R")     # Met grading: immediate, significant, extended, referred
+from dfr_common.grading import GRADES
 
 
 @dataclass(frozen=True)

@@ -38,3 +38,26 @@ class IncidentBook:
         """The incident a call with this CAD reference created or joined, if any."""
         incident_id = self._by_cad_ref.get(cad_ref)
         return self.incidents.get(incident_id) if incident_id else None
+
+    def repeat_of(self, call: Call) -> IncidentRecord | None:
+        """The incident of an earlier report of this very call (a retry), or None for a new call.
+
+        A CAD reference names one call: reporting it again with other details is an error,
+        not an update, and raises ConflictingCallError.
+        """
+        record = self.find_by_cad_ref(call.cad_ref)
+        if record is None:
+            return None
+        earlier = next(c for c in record.calls if c.cad_ref == call.cad_ref)
+        if earlier != call:
+            changed = [f for f in ("call_time_s", "grade", "category", "latitude", "longitude",
+                                   "location_uncertainty_m", "address", "description", "suspect_description")
+                       if getattr(earlier, f) != getattr(call, f)]
+            raise ConflictingCallError(
+                f"cad_ref: {call.cad_ref!r} was already reported for {record.incident_id} with a different "
+                f"{', '.join(changed)}")
+        return record
+
+
+class ConflictingCallError(ValueError):
+    """A CAD reference reported again with different details."""

@@ -6,13 +6,13 @@ import sys
 
 from rclpy.node import Node
 
-from dfr_common import qos
 from dfr_common.areas import load_areas
-from dfr_common.node_main import run
-from dfr_common.parameters import Param, declare
-from dfr_common.ros_time import to_seconds
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import to_seconds
 from dfr_intake.calls import Call, CallRules, call_problems
-from dfr_intake.incident_book import IncidentBook, IncidentRecord
+from dfr_intake.incident_book import ConflictingCallError, IncidentBook, IncidentRecord
 from dfr_intake.launch_policy import LaunchPolicy
 from dfr_interfaces.msg import Call as CallMsg
 from dfr_interfaces.msg import Incident
@@ -66,10 +66,16 @@ class IntakeNode(Node):
             response.errors = problems
             self.get_logger().warning(f"call {call.cad_ref or '(no ref)'} rejected: {'; '.join(problems)}")
             return response
-        known = self.book.find_by_cad_ref(call.cad_ref)
+        try:
+            known = self.book.repeat_of(call)
+        except ConflictingCallError as err:
+            response.accepted = False
+            response.errors = [str(err)]
+            self.get_logger().warning(f"call {call.cad_ref} rejected: {err}")
+            return response
         if known is not None:
             # The same call reported again (a retry): answer as before, publish nothing new.
-            return self._answer(response, known, merged=True)
+            return self._answer(response, known, merged=False)
         eligible, reason = self.policy.decide(call)
         record = self.book.open_incident(call, eligible, reason)
         self.incident_pub.publish(self._incident_msg(record, request.call))

@@ -44,8 +44,12 @@ _TEXT_FIELDS = ("address", "description", "suspect_description")
 def parse_scenario(data, source: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: expected a mapping at the top level")
+    entries = data.get("calls") or []
+    if not isinstance(entries, list):
+        raise ScenarioError(f"{source}: 'calls' must be a list")
     calls = []
-    for i, entry in enumerate(data.get("calls") or []):
+    refs = set()
+    for i, entry in enumerate(entries):
         where = f"{source}: calls[{i}]"
         if not isinstance(entry, dict):
             raise ScenarioError(f"{where}: expected a mapping")
@@ -64,6 +68,9 @@ def parse_scenario(data, source: str = "<scenario>") -> Scenario:
             raise ScenarioError(f"{where}: {err}") from err
         if not math.isfinite(call.at_s) or call.at_s < 0:
             raise ScenarioError(f"{where}: at_s must be a non-negative number of seconds")
+        if call.cad_ref in refs:
+            raise ScenarioError(f"{where}: cad_ref {call.cad_ref!r} is used twice; every call has its own")
+        refs.add(call.cad_ref)
         calls.append(call)
     duration = data.get("duration_s", 3600.0)
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration < math.inf:

@@ -9,9 +9,9 @@ import sys
 
 from rclpy.node import Node
 
-from dfr_common import qos
-from dfr_common.node_main import run
-from dfr_common.parameters import Param, declare
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
 from dfr_intake.scenario import ScenarioCall, load_scenario
 from dfr_interfaces.msg import Call, ScenarioProgress
 from dfr_interfaces.srv import ReportIncident

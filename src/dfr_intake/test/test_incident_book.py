@@ -1,4 +1,4 @@
-"""Unit tests of dfr_intake.incident_book: incident ids and lookup by CAD reference."""
+"""Unit tests of dfr_intake.incident_book: incident ids, lookup by CAD reference, repeated calls."""
 from __future__ import annotations
 
 import pytest
@@ -68,3 +68,20 @@ def test_find_by_unknown_cad_ref_gives_none(cad_ref):
 
 def test_find_in_an_empty_book_gives_none():
     assert IncidentBook().find_by_cad_ref("CAD-A") is None
+
+
+def test_a_repeated_call_is_recognised_and_a_new_one_is_not():
+    book = IncidentBook()
+    record = book.open_incident(call("CAD-1"), True, "ok")
+    assert book.repeat_of(call("CAD-1")) is record
+    assert book.repeat_of(call("CAD-2")) is None
+
+
+def test_a_reference_reused_with_other_details_is_a_conflict_naming_them():
+    from dataclasses import replace
+
+    from dfr_intake.incident_book import ConflictingCallError
+    book = IncidentBook()
+    book.open_incident(call("CAD-1"), True, "ok")
+    with pytest.raises(ConflictingCallError, match=r"INC-000001 with a different grade, latitude"):
+        book.repeat_of(replace(call("CAD-1"), grade="S", latitude=51.6))

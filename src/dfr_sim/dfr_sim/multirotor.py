@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dfr_sim import px4
+from dfr_common import px4
 
 
 def _limit_param(default, doc, lo, hi):
@@ -115,6 +115,7 @@ class Multirotor:
         self._hold_point = self.position.copy()
         self._takeoff_target: np.ndarray | None = None
         self._takeoff_height: float | None = None
+        self._takeoff_position: np.ndarray | None = None
         self._rtl_stage = ""
         self._rtl_altitude = 0.0
         self._setpoint: _Setpoint | None = None
@@ -197,14 +198,13 @@ class Multirotor:
             self._enter_mode(mode, now)
         return True
 
-    def takeoff(self, now: float, altitude_amsl: float, position_given: bool = False) -> tuple[bool, int]:
+    def takeoff(self, now: float, altitude_amsl: float, position=None) -> tuple[bool, int]:
         """cmd/takeoff (MAV_CMD_NAV_TAKEOFF). Altitude is AMSL; NaN means MIS_TAKEOFF_ALT.
 
-        PX4 takes finite latitude/longitude as a target, so a client that leaves them at
-        0 sends the vehicle towards 0 N 0 E; the model climbs in place and says so.
+        `position` is the ENU (east, north) of a finite latitude and longitude, or None when
+        they were NaN. As PX4 does, the vehicle climbs and then holds over that position,
+        so a client that leaves them at 0 sends it towards 0 N 0 E.
         """
-        if position_given:
-            self.say(now, "warning", "Takeoff position given: PX4 would fly to it; the model climbs in place")
         if math.isnan(altitude_amsl):
             height = self.config.takeoff_alt_m
         else:
@@ -214,6 +214,7 @@ class Multirotor:
             self.say(now, "critical", f"Takeoff refused: {refusal}")
             return False, px4.MAV_RESULT_TEMPORARILY_REJECTED
         self._takeoff_height = height
+        self._takeoff_position = None if position is None else np.array(position[:2], dtype=float)
         self._enter_mode(px4.AUTO_TAKEOFF, now)
         return True, px4.MAV_RESULT_ACCEPTED
 
@@ -375,6 +376,8 @@ class Multirotor:
                 self._takeoff_target = None
                 self.say(now, "info", "Takeoff complete")
                 self._enter_mode(px4.AUTO_LOITER, now)
+                if self._takeoff_position is not None:     # then hold over the take-off position given
+                    self._hold_point[:2] = self._takeoff_position
                 return self._towards(self._hold_point, cfg.max_speed_m_s)
             return self._towards(self._takeoff_target, cfg.max_speed_m_s,
                                  max_climb=cfg.takeoff_speed_m_s)

@@ -44,6 +44,12 @@ class Pacer:
             due = max_ticks
         return max(due, 0)
 
+    def resync(self, wall_now: float) -> None:
+        """Carry on from now at the set speed, owing nothing for time spent held."""
+        if self._wall_anchor is not None:
+            self._wall_anchor = wall_now
+            self._sim_anchor_ns = self.sim_ns
+
     def advance(self) -> int:
         """Account for one tick; returns the new sim time in nanoseconds."""
         self.sim_ns += self.tick_ns

@@ -21,12 +21,12 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
 from std_msgs.msg import Float64, Header
 
-from dfr_common import qos
+from dfr_common import px4
 from dfr_common.fleet import Fleet, load_fleet
 from dfr_common.geodesy import LocalFrame
-from dfr_common.node_main import run
-from dfr_common.parameters import Param, declare
-from dfr_sim import px4
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 from dfr_sim.pacing import Pacer
 
@@ -70,7 +70,6 @@ class SimulatedVehicle:
         self.frame = LocalFrame(fleet.vehicle_home(vehicle_id))
         ns = f"/{vehicle_id}/{mavros_ns}"
         self.prefix = ns
-        self.link_up = True
 
         pub = node.create_publisher
         self.state_pub = pub(State, f"{ns}/state", qos.LATCHED_STATE)
@@ -110,9 +109,11 @@ class SimulatedVehicle:
         return response
 
     def _on_takeoff(self, request, response):
-        position_given = math.isfinite(request.latitude) and math.isfinite(request.longitude)
-        response.success, response.result = self.model.takeoff(
-            self.node.sim_now, float(request.altitude), position_given)
+        position = None
+        if math.isfinite(request.latitude) and math.isfinite(request.longitude):
+            east, north, _ = self.frame.to_enu(request.latitude, request.longitude)
+            position = (float(east), float(north))
+        response.success, response.result = self.model.takeoff(self.node.sim_now, float(request.altitude), position)
         return response
 
     def _on_land(self, request, response):
@@ -129,6 +130,10 @@ class SimulatedVehicle:
         position = None
         position_mask = px4.IGNORE_LATITUDE | px4.IGNORE_LONGITUDE | px4.IGNORE_ALTITUDE
         if not msg.type_mask & position_mask:
+            if not (abs(msg.latitude) <= 90.0 and abs(msg.longitude) <= 180.0):
+                self.model.say(now, "critical", f"Setpoint at {msg.latitude}, {msg.longitude} is not on the Earth: "
+                               "ignored")
+                return
             east, north, _ = self.frame.to_enu(msg.latitude, msg.longitude)
             if msg.coordinate_frame == px4.FRAME_GLOBAL_INT:
                 up = msg.altitude - self.site.ground_amsl_m
@@ -142,15 +147,14 @@ class SimulatedVehicle:
         if not msg.type_mask & velocity_mask:
             velocity = (msg.velocity.x, msg.velocity.y, msg.velocity.z)
         yaw = None if msg.type_mask & px4.IGNORE_YAW else float(msg.yaw)
-        if not all(math.isfinite(v) for v in (position or ()) + (velocity or ())):
+        if not all(math.isfinite(v) for v in (position or ()) + (velocity or ()) + ((yaw,) if yaw is not None
+                                                                                    else ())):
             self.model.say(now, "critical", "Setpoint with a non-finite value ignored")
             return
         self.model.setpoint(now, position=position, velocity=velocity, yaw=yaw)
 
     # ---------------------------------------------------------------- telemetry
     def publish(self, now: float, stamp: Time):
-        if not self.link_up:
-            return
         model = self.model
         if self.heartbeat.due(now):
             self.state_pub.publish(State(
@@ -255,6 +259,8 @@ class SimulatorNode(Node):
         self.physics_dt = self.params.clock_period_s / self.params.physics_substeps
         self.sim_now = 0.0
         self._subscribers_seen = -1
+        self.finished = False
+        self.exit_code = 0
         self._hold_since: float | None = None
         self._released_streams: dict[str, float] = {}   # vehicle -> the late setpoint it was let go at
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
@@ -302,6 +308,13 @@ class SimulatorNode(Node):
         wanted = self.params.wait_for_clock_subscribers
         if not wanted:
             return False
+        if self.count_publishers("/clock") > 1:
+            # Two clocks in one graph make every timer wrong: refuse rather than run.
+            self.get_logger().error("another node already publishes /clock on this ROS domain (a simulator "
+                                    "or a bag played with --clock): set ROS_DOMAIN_ID apart, or stop it")
+            self.exit_code = 1
+            self.finished = True
+            return True
         present = self.clock_pub.get_subscription_count()
         if present < wanted:
             if present != self._subscribers_seen:
@@ -327,7 +340,9 @@ class SimulatorNode(Node):
                 and self.sim_now - v.model.last_setpoint_s > limit
                 and v.model.last_setpoint_s != self._released_streams.get(v.vehicle_id)]
         if not late:
-            self._hold_since = None
+            if self._hold_since is not None:
+                self._hold_since = None
+                self.pacer.resync(wall)       # no catching up for the time held
             return False
         if self._hold_since is None:
             self._hold_since = wall
@@ -340,6 +355,7 @@ class SimulatorNode(Node):
                 f"{self.sim_now - vehicle.model.last_setpoint_s:.1f} s sim and {wall - self._hold_since:.1f} s "
                 "wall: letting sim time run on")
         self._hold_since = None
+        self.pacer.resync(wall)
         return False
 
     def _wall_seconds(self) -> float:

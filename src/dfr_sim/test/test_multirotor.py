@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from dfr_sim import px4
+from dfr_common import px4
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 
 DT = 0.05
@@ -128,11 +128,16 @@ def test_takeoff_below_current_height_does_not_climb(vehicle):
     assert model.position[2] == pytest.approx(height, abs=0.2)
 
 
-def test_takeoff_with_a_position_is_warned_about(vehicle):
+def test_takeoff_with_a_position_climbs_then_holds_over_it(vehicle):
+    # As PX4 does: which is why a client must send NaN, not the 0, 0 a fresh message holds.
     model, clock = vehicle
     model.arm(True, clock.now)
-    model.takeoff(clock.now, math.nan, position_given=True)
-    assert any("Takeoff position given" in text for text in events(model))
+    model.takeoff(clock.now, math.nan, position=(40.0, -30.0))
+    run(model, clock, 4.0)
+    assert math.hypot(*model.position[:2]) < 0.5          # climbs in place first
+    run(model, clock, 30.0)
+    assert model.mode == px4.AUTO_LOITER
+    assert model.position[:2] == pytest.approx([40.0, -30.0], abs=0.3)
 
 
 def test_offboard_refused_while_armed_without_a_stream_and_taken_with_one(vehicle):
@@ -149,9 +154,14 @@ def test_offboard_refused_while_armed_without_a_stream_and_taken_with_one(vehicl
 def test_a_stream_slower_than_two_hertz_is_not_enough(vehicle):
     model, clock = vehicle
     take_off(model, clock)
-    run(model, clock, 3.0, setpoint=(0.0, 0.0, 10.0), rate_hz=1.0)
+    run(model, clock, 3.0, setpoint=(0.0, 0.0, 10.0), rate_hz=1.2)
+    assert model.offboard_signal_ok(clock.now)          # fresh: refused for its rate alone
+    assert not model.offboard_stream_ready(clock.now)
     model.set_mode(px4.OFFBOARD, clock.now)
     assert model.mode == px4.AUTO_LOITER
+    run(model, clock, 1.0, setpoint=(0.0, 0.0, 10.0), rate_hz=4.0)
+    model.set_mode(px4.OFFBOARD, clock.now)
+    assert model.mode == px4.OFFBOARD
 
 
 def test_offboard_is_left_for_position_mode_after_a_second_without_setpoints(vehicle):

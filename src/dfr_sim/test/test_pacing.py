@@ -49,3 +49,13 @@ def test_real_time_factor():
 def test_bad_settings_are_refused(tick, speed):
     with pytest.raises(ValueError):
         Pacer(tick, speed)
+
+
+def test_resync_owes_nothing_for_time_held():
+    pacer = Pacer(0.1, 10.0)
+    pacer.ticks_due(0.0)
+    for _ in range(pacer.ticks_due(0.1)):
+        pacer.advance()
+    pacer.resync(2.0)                       # held for 1.9 s wall
+    assert pacer.ticks_due(2.0) == 0
+    assert pacer.ticks_due(2.1) == 10       # and on at the set speed

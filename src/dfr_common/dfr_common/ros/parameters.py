@@ -1,15 +1,17 @@
 """Declaring node parameters with a description and a range, in one line each.
 
-Every parameter an operator may change is declared here with what it means and the
-values it may take, so `ros2 param describe` documents it and a value out of range is
-refused when the node starts, not discovered in flight.
+Every parameter an operator may change is declared with what it means and the
+values it may take, so `ros2 param describe` documents it and a value out of range
+stops the node at start-up rather than being discovered in flight. Nodes read their
+parameters once, at start-up, so they are declared read-only: `ros2 param set` is
+refused rather than silently ignored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.parameter import Parameter
 
@@ -21,7 +23,7 @@ class Param:
     description: str
     min: float | None = None
     max: float | None = None
-    read_only: bool = False
+    read_only: bool = True
 
 
 class ParameterError(ValueError):
@@ -29,11 +31,16 @@ class ParameterError(ValueError):
 
 
 def _descriptor(spec: Param) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=_describe(spec), read_only=spec.read_only)
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    bounded = spec.min is not None or spec.max is not None
     if isinstance(spec.default, float):
         # YAML and the command line write 10 for 10.0: take integers for float parameters too.
         descriptor.dynamic_typing = True
-    elif spec.min is not None or spec.max is not None:
+        if bounded:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(spec.min if spec.min is not None else -1e300),
+                to_value=float(spec.max if spec.max is not None else 1e300), step=0.0)]
+    elif bounded:
         if isinstance(spec.default, bool) or not isinstance(spec.default, int):
             raise TypeError(f"{spec.name}: only numeric parameters take a range")
         descriptor.integer_range = [IntegerRange(
@@ -42,15 +49,8 @@ def _descriptor(spec: Param) -> ParameterDescriptor:
     return descriptor
 
 
-def _describe(spec: Param) -> str:
-    if spec.min is None and spec.max is None:
-        return spec.description
-    return f"{spec.description} [{spec.min if spec.min is not None else '-inf'}, " \
-           f"{spec.max if spec.max is not None else 'inf'}]"
-
-
 def declare(node, specs) -> SimpleNamespace:
-    """Declare every Param on the node and return their values by name.
+    """Declare every Param on the node and return their values by name ('a.b' becomes a_b).
 
     A value of the wrong type or outside its range stops the node at start-up with
     one error that names the node, the parameter and what it must be.
@@ -71,8 +71,7 @@ def declare(node, specs) -> SimpleNamespace:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ParameterError(f"{where}: parameter '{spec.name}' must be a number, got {value!r}")
             value = float(value)
-        if spec.min is not None and not value >= spec.min or spec.max is not None and not value <= spec.max:
-            raise ParameterError(f"{where}: parameter '{spec.name}' is {value!r}, outside "
-                                 f"[{spec.min}, {spec.max}]")
+        if (spec.min is not None and not value >= spec.min) or (spec.max is not None and not value <= spec.max):
+            raise ParameterError(f"{where}: parameter '{spec.name}' is {value!r}, outside [{spec.min}, {spec.max}]")
         values[spec.name.replace(".", "_")] = value
     return SimpleNamespace(**values)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -34,7 +35,12 @@ def run(make_node, args=None) -> int:
     node = None
     exit_code = 0
     try:
-        node = make_node()
+        try:
+            node = make_node()
+        except (ValueError, OSError) as err:
+            # A bad parameter, fleet or scenario file: say what is wrong in one line, no traceback.
+            print(f"{getattr(make_node, '__name__', 'node')}: cannot start: {err}", file=sys.stderr, flush=True)
+            return 2
         executor = make_executor()
         executor.add_node(node)
         while rclpy.ok() and not stop and not getattr(node, "finished", False):
