@@ -3,7 +3,7 @@
 Each vehicle answers under `/<vehicle>/<mavros_namespace>/...` with the names, types
 and QoS that MAVROS 2 uses with PX4, so a bridge cannot tell it from the real thing.
 The node owns simulated time: it steps the vehicles on a wall-clock timer (its only
-use of the wall clock) and publishes /clock after every step.
+use of the wall clock) and publishes /clock on every tick of `clock_period_s`.
 """
 from __future__ import annotations
 
@@ -69,7 +69,6 @@ class SimulatedVehicle:
         self.model = Multirotor(vehicle_id, config, ground_amsl_m=fleet.site.ground_amsl_m)
         self.frame = LocalFrame(fleet.vehicle_home(vehicle_id))
         ns = f"/{vehicle_id}/{mavros_ns}"
-        self.prefix = ns
 
         pub = node.create_publisher
         self.state_pub = pub(State, f"{ns}/state", qos.LATCHED_STATE)
@@ -259,6 +258,7 @@ class SimulatorNode(Node):
         self.physics_dt = self.params.clock_period_s / self.params.physics_substeps
         self.sim_now = 0.0
         self._subscribers_seen = -1
+        self._graph_up = False
         self.finished = False
         self.exit_code = 0
         self._hold_since: float | None = None
@@ -306,7 +306,7 @@ class SimulatorNode(Node):
         which can miss participants that start at the same moment (ros2/rmw_fastrtps#792).
         """
         wanted = self.params.wait_for_clock_subscribers
-        if not wanted:
+        if not wanted or self._graph_up:
             return False
         if self.count_publishers("/clock") > 1:
             # Two clocks in one graph make every timer wrong: refuse rather than run.
@@ -322,7 +322,7 @@ class SimulatorNode(Node):
                 self.get_logger().info(f"holding sim time: {present} of {wanted} /clock subscribers up")
             return True
         self.get_logger().info(f"all {wanted} /clock subscribers up: sim time starts")
-        self.params.wait_for_clock_subscribers = 0
+        self._graph_up = True
         return False
 
     def _waiting_for_streams(self, wall: float) -> bool:
