@@ -91,22 +91,32 @@ def bench_mission_sequencer(updates: int = 20000) -> dict:
     """Cost of one sequencer update in transit (the bridge runs it at 10 Hz per vehicle)."""
     from dfr_bridge.mission_sequencer import MissionSequencer, MissionSpec, SequencerConfig, Telemetry, Waypoint
     from dfr_common.geodesy import GeoPoint, LocalFrame
+    from dfr_common.mission import Phase
     home = GeoPoint(51.5338, -0.1109, 76.0)
-    frame = LocalFrame(home)
-    lat, lon, _ = frame.to_geodetic(2000.0, 1000.0, 0.0)
+    lat, lon, _ = LocalFrame(home).to_geodetic(2000.0, 1000.0, 0.0)
     spec = MissionSpec("M", "I", [Waypoint(float(lat), float(lon), 60.0)], GeoPoint(float(lat), float(lon)),
-                       18.0, 0.0, 0.0, [Waypoint(home.latitude, home.longitude, 60.0)])
+                       18.0, 0.0, [Waypoint(home.latitude, home.longitude, 60.0)])
     seq = MissionSequencer(spec, SequencerConfig())
-    t = Telemetry(now_s=0.0, connected=True, armed=False, mode="AUTO.LOITER", landed_state=1,
-                  latitude=home.latitude, longitude=home.longitude, altitude_rel_m=0.0, gps_fix=True,
-                  battery_fraction=1.0, home=home, last_state_s=0.0)
-    seq.update(t)
-    t.armed, t.mode, t.altitude_rel_m = True, "OFFBOARD", 60.0
-    seq._frame = frame
-    seq._start_route(seq.phase.__class__.TRANSIT, spec.route, t)
+    t = Telemetry(now_s=0.0, connected=True, mode="AUTO.LOITER", landed_state=1, latitude=home.latitude,
+                  longitude=home.longitude, altitude_rel_m=0.0, gps_fix=True, battery_fraction=1.0, home=home,
+                  last_state_s=0.0, last_position_s=0.0)
+    # Through arming and take-off by the public interface, to transit in OFFBOARD.
+    for step in range(100):
+        t.now_s = t.last_state_s = t.last_position_s = step * 0.1
+        for request in seq.update(t):
+            seq.on_request_done(request, True)
+            if request.kind == "arm":
+                t.armed = True
+            elif request.kind == "takeoff":
+                t.landed_state, t.altitude_rel_m = 2, 2.5
+            else:
+                t.mode = request.mode
+        if seq.phase == Phase.TRANSIT and t.mode == "OFFBOARD":
+            break
+    assert seq.phase == Phase.TRANSIT and t.mode == "OFFBOARD", (seq.phase, t.mode, seq.reason)
     samples = []
     for i in range(updates):
-        t.now_s = t.last_state_s = 10.0 + i * 0.1
+        t.now_s = t.last_state_s = t.last_position_s = 10.0 + i * 0.1
         start = time.perf_counter()
         seq.update(t)
         samples.append(time.perf_counter() - start)

@@ -1,0 +1,24 @@
+"""Every benchmark still runs against the current code, on tiny sizes (speeds are not checked)."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent / "bench" / "run_benchmarks.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("run_benchmarks", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_benchmark_runs_on_a_tiny_size(bench):
+    assert bench.bench_vehicle_model(2, seconds=0.1)["steps_per_s"] > 0
+    assert bench.bench_simulator_node(2, seconds=0.5)["real_time_factor"] > 0
+    assert bench.bench_mission_sequencer(updates=20)["mean_us"] > 0
+    assert bench.bench_call_validation(calls=20)["calls_per_s"] > 0
+    assert set(bench.BENCHMARKS) == {"vehicle_model_9", "vehicle_model_50", "simulator_node_9_vehicles",
+                                     "simulator_node_50_vehicles", "mission_sequencer_update", "call_validation"}
