@@ -41,6 +41,12 @@ def take_off(model, clock, hover_s=6.0):
     run(model, clock, hover_s)
 
 
+def enter_offboard(model, clock, height=10.0):
+    """Stream a hold setpoint for a second, then switch to OFFBOARD, as a well-behaved client does."""
+    run(model, clock, 1.0, setpoint=(0.0, 0.0, height))
+    model.set_mode(px4.OFFBOARD, clock.now)
+
+
 def test_boots_in_hold_on_the_ground_disarmed(vehicle):
     model, _ = vehicle
     assert model.mode == px4.AUTO_LOITER
@@ -146,8 +152,7 @@ def test_offboard_refused_while_armed_without_a_stream_and_taken_with_one(vehicl
     assert model.set_mode(px4.OFFBOARD, clock.now) is True     # mode_sent, as MAVROS says
     assert model.mode == px4.AUTO_LOITER                       # but PX4 did not switch
     assert any("Switching to OFFBOARD is currently not available" in t for t in events(model))
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 10.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock)
     assert model.mode == px4.OFFBOARD
 
 
@@ -167,8 +172,7 @@ def test_a_stream_slower_than_two_hertz_is_not_enough(vehicle):
 def test_offboard_is_left_for_position_mode_after_a_second_without_setpoints(vehicle):
     model, clock = vehicle
     take_off(model, clock)
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 10.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock)
     run(model, clock, 5.0, setpoint=(0.0, 0.0, 10.0))
     assert model.mode == px4.OFFBOARD
     run(model, clock, 0.8)         # the last setpoint is 0.9 s old: still within COM_OF_LOSS_T
@@ -184,8 +188,7 @@ def test_offboard_is_left_for_position_mode_after_a_second_without_setpoints(veh
 def test_offboard_loss_without_a_remote_control_returns_home():
     model, clock = Multirotor("uav1", MultirotorConfig(rc_available=False)), Clock()
     take_off(model, clock)
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 10.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock)
     run(model, clock, 3.0)
     assert model.mode == px4.AUTO_RTL
 
@@ -193,8 +196,7 @@ def test_offboard_loss_without_a_remote_control_returns_home():
 def test_offboard_flies_to_a_position_setpoint_within_its_limits(vehicle):
     model, clock = vehicle
     take_off(model, clock)
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 30.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock, 30.0)
     speeds = []
     for _ in range(600):
         run(model, clock, DT * 2, setpoint=(300.0, 400.0, 30.0))
@@ -206,8 +208,7 @@ def test_offboard_flies_to_a_position_setpoint_within_its_limits(vehicle):
 def test_velocity_feed_forward_is_followed(vehicle):
     model, clock = vehicle
     take_off(model, clock)
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 10.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock)
     for _ in range(100):
         p = model.position.copy()
         model.setpoint(clock.now, position=(p[0], p[1], 10.0), velocity=(5.0, 0.0, 0.0))
@@ -243,8 +244,7 @@ def test_disarming_in_the_air_is_refused(vehicle):
 def test_return_to_launch_climbs_to_sixty_metres_flies_home_and_lands(vehicle):
     model, clock = vehicle
     take_off(model, clock)
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 20.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock, 20.0)
     run(model, clock, 60.0, setpoint=(200.0, 0.0, 20.0))
     model.set_mode(px4.AUTO_RTL, clock.now)
     peak = 0.0
@@ -262,8 +262,7 @@ def test_battery_drains_in_flight_and_the_critical_level_returns_home():
     config = MultirotorConfig(hover_endurance_s=200.0)
     model, clock = Multirotor("uav1", config, battery_fraction=0.2), Clock()
     take_off(model, clock)
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, 20.0))
-    model.set_mode(px4.OFFBOARD, clock.now)
+    enter_offboard(model, clock, 20.0)
     start = model.battery_fraction
     run(model, clock, 10.0, setpoint=(0.0, 0.0, 20.0))
     assert model.battery_fraction < start
