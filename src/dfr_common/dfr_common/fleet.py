@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from dfr_common.geodesy import GeoPoint, LocalFrame
+from dfr_common.yaml_file import load_yaml
 
 
 class FleetConfigError(ValueError):
@@ -151,13 +149,4 @@ def parse_fleet(data, source: str = "<fleet>") -> Fleet:
 
 
 def load_fleet(path) -> Fleet:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise FleetConfigError(f"cannot read fleet file {path}: {err.strerror}") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise FleetConfigError(f"{path}: not valid YAML: {err}") from err
-    return parse_fleet(data, str(path))
+    return parse_fleet(load_yaml(path, FleetConfigError, "fleet file"), str(path))

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from dfr_common.yaml_file import load_yaml
 
 
 class ScenarioError(ValueError):
@@ -81,11 +81,4 @@ def parse_scenario(data, source: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(path) -> Scenario:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ScenarioError(f"cannot read scenario {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ScenarioError(f"{path}: not valid YAML: {err}") from err
-    return parse_scenario(data, str(path))
+    return parse_scenario(load_yaml(path, ScenarioError, "scenario"), str(path))
