@@ -43,7 +43,7 @@ class Link:
     def __init__(self, model: Multirotor, sequencer: MissionSequencer):
         self.model = model
         self.sequencer = sequencer
-        self.now = 0.0
+        self.now = 10.0   # the autopilot booted a while ago: its estimator has settled
         self.telemetry = Telemetry(now_s=0.0)
         self.link_up = True
         self.positions_up = True
@@ -282,7 +282,7 @@ def test_feedback_counts_down_distance_and_eta():
 
 def test_a_battery_failsafe_is_told_apart_from_a_pilot_takeover():
     model_config = MultirotorConfig(max_speed_m_s=20.0, max_climb_m_s=6.0, max_descent_m_s=3.0,
-                                    max_accel_m_s2=4.0, hover_endurance_s=300.0)
+                                    max_accel_m_s2=4.0, battery_capacity_wh=300.0 * 150.0 / 3600.0)
     link = fly(spec(on_scene_s=0.0), model_config=model_config, battery=0.55)
     seq = link.sequencer
     link.run(400)

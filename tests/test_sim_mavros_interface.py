@@ -76,6 +76,8 @@ def test_refusals_answer_as_mavros_does(graph):
     states = []
     node.create_subscription(State, f"{NS}/state", states.append, qos.LATCHED_STATE)
 
+    assert graph.call(arming, CommandBool.Request(value=True)).success is False   # estimator still settling
+    graph.spin_until(lambda: graph.sim.sim_now > 3.5, 10, "the estimator to settle (estimator_ready_s)")
     assert graph.call(set_mode, SetMode.Request(custom_mode="NOT_A_MODE")).mode_sent is False
     assert graph.call(set_mode, SetMode.Request(custom_mode="AUTO.LAND")).mode_sent is True
     answer = graph.call(arming, CommandBool.Request(value=True))
@@ -138,7 +140,8 @@ def test_a_stalled_client_keeps_offboard_but_a_silent_one_loses_it(ros_context):
         return predicate()
 
     try:
-        assert spin_until(lambda: sim.sim_now > 2.0, 10)
+        assert spin_until(lambda: sim.sim_now > model.config.estimator_ready_s
+                          and model.offboard_stream_ready(sim.sim_now), 10)
         model.arm(True, sim.sim_now)
         model.set_mode("OFFBOARD", sim.sim_now)
         assert spin_until(lambda: model.mode == "OFFBOARD" and model.position[2] > 9.0, 20)

@@ -31,6 +31,11 @@ KNOWN_MODES = frozenset({
 # Modes that need the pilot's remote control to run.
 PILOT_MODES = frozenset({MANUAL, ACRO, ALTCTL, POSCTL, STABILIZED, RATTITUDE})
 
+# Modes that need a global position estimate; PX4 refuses them without one, and leaves
+# them when it is lost.
+POSITION_MODES = frozenset({POSCTL, OFFBOARD, AUTO_MISSION, AUTO_LOITER, AUTO_RTL, AUTO_TAKEOFF,
+                            AUTO_FOLLOW_TARGET, AUTO_PRECLAND})
+
 # Modes in which PX4 refuses to arm.
 MODES_PREVENTING_ARMING = frozenset({AUTO_RTL, AUTO_LAND, AUTO_FOLLOW_TARGET, AUTO_PRECLAND})
 

@@ -165,3 +165,17 @@ def test_ground_distance_ignores_altitude_one_degree_of_latitude():
     expected, _ = vdist(51.0, -0.1, 52.0, -0.1)
     assert float(ground_distance_m(51.0, -0.1, 52.0, -0.1)) == pytest.approx(float(expected), rel=1e-3)
     assert float(expected) == pytest.approx(111_250.0, rel=2e-3)
+
+
+@pytest.mark.parametrize("east, north, up", [(0.0, 0.0, 0.0), (5000.0, -3000.0, 120.0), (-20000.0, 15000.0, 2.5),
+                                             (12.5, 0.3, -40.0)])
+def test_single_points_take_a_closed_form_that_agrees_with_pymap3d(east, north, up):
+    import pymap3d
+    frame = LocalFrame(GeoPoint(51.5338, -0.1109, 76.0))
+    lat, lon, alt = frame.to_geodetic(east, north, up)
+    ref = pymap3d.enu2geodetic(east, north, up, 51.5338, -0.1109, 76.0)
+    assert (lat, lon) == pytest.approx(ref[:2], abs=1e-9)      # 0.1 mm
+    assert alt == pytest.approx(ref[2], abs=1e-4)
+    back = frame.to_enu(lat, lon, alt)
+    assert back == pytest.approx((east, north, up), abs=1e-4)
+    assert back == pytest.approx(pymap3d.geodetic2enu(lat, lon, alt, 51.5338, -0.1109, 76.0), abs=1e-4)

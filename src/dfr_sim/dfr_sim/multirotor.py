@@ -10,13 +10,22 @@ drives it and turns its state into MAVROS messages.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import shapely
 
 from dfr_common import px4
+from dfr_sim import mission_items as mi
+from dfr_sim.disturbances import GpsError, Wind
+from dfr_sim.gimbal import Gimbal, GimbalLimits
+
+
+def _point(enu) -> shapely.Point:
+    return shapely.Point(float(enu[0]), float(enu[1]))
 
 
 def _limit_param(default, doc, lo, hi):
@@ -58,17 +67,45 @@ class MultirotorConfig:
                "falls back to AUTO.RTL"})
     rc_available: bool = field(default=True, metadata={
         "doc": "the pilot's remote control is connected, so pilot modes can run"})
-    hover_endurance_s: float = _limit_param(1800.0, "hover time from a full battery to empty", 60.0, 20000.0)
-    speed_drain_factor: float = _limit_param(0.3, "extra drain at full speed, as a fraction of hover drain",
+    battery_capacity_wh: float = _limit_param(100.0, "usable battery energy", 5.0, 5000.0)
+    hover_power_w: float = _limit_param(150.0, "electrical power to hover in still air", 10.0, 10000.0)
+    speed_drain_factor: float = _limit_param(0.3, "extra power at full airspeed, as a fraction of hover power",
                                              0.0, 5.0)
-    idle_drain_fraction: float = _limit_param(0.05, "drain when armed on the ground, as a fraction of hover",
+    climb_power_w_per_m_s: float = _limit_param(20.0, "extra power per m/s of climb", 0.0, 1000.0)
+    idle_drain_fraction: float = _limit_param(0.05, "power when armed on the ground, as a fraction of hover",
                                               0.0, 1.0)
+    battery_cells: int = _limit_param(4, "series cells of the LiPo pack, for the reported voltage", 1, 14)
+    initial_battery_fraction: float = _limit_param(1.0, "battery level at start", 0.0, 1.0)
     battery_low: float = _limit_param(0.15, "low battery level (BAT_LOW_THR)", 0.05, 0.5)
     battery_critical: float = _limit_param(0.07, "critical battery level (BAT_CRIT_THR)", 0.03, 0.3)
     battery_emergency: float = _limit_param(0.05, "emergency battery level (BAT_EMERGEN_THR)", 0.01, 0.2)
     low_battery_action: int = _limit_param(3, "COM_LOW_BAT_ACT: 0 warn, 2 land, 3 return at critical "
                                               "and land at emergency", 0, 3)
     position_gain: float = _limit_param(1.0, "proportional gain of the position controller, 1/s", 0.1, 10.0)
+    estimator_ready_s: float = _limit_param(3.0, "time after boot before the estimator allows arming", 0.0, 120.0)
+    datalink_loss_timeout_s: float = _limit_param(10.0, "link silence before the data-link failsafe "
+                                                        "(COM_DL_LOSS_T)", 1.0, 300.0)
+    datalink_loss_action: int = _limit_param(2, "NAV_DLL_ACT: 0 disabled, 1 hold, 2 return, 3 land", 0, 3)
+    geofence_action: int = _limit_param(3, "GF_ACTION: 0 none, 1 warning, 2 hold, 3 return, 5 land", 0, 5)
+    geofence_max_horizontal_m: float = _limit_param(0.0, "largest distance from home (GF_MAX_HOR_DIST); "
+                                                         "0 disables", 0.0, 100000.0)
+    geofence_max_vertical_m: float = _limit_param(0.0, "largest height above home (GF_MAX_VER_DIST); "
+                                                       "0 disables", 0.0, 10000.0)
+    wind_east_m_s: float = _limit_param(0.0, "mean wind towards the east", -30.0, 30.0)
+    wind_north_m_s: float = _limit_param(0.0, "mean wind towards the north", -30.0, 30.0)
+    wind_gust_m_s: float = _limit_param(0.0, "standard deviation of gusts", 0.0, 15.0)
+    wind_gust_time_s: float = _limit_param(4.0, "correlation time of gusts", 0.1, 600.0)
+    gps_noise_m: float = _limit_param(0.0, "standard deviation of the horizontal position error", 0.0, 50.0)
+    gps_noise_vertical_m: float = _limit_param(0.0, "standard deviation of the altitude error", 0.0, 50.0)
+    gps_noise_time_s: float = _limit_param(30.0, "correlation time of the position error", 0.1, 3600.0)
+    gimbal_slew_deg_s: float = _limit_param(90.0, "gimbal slew rate", 1.0, 1000.0)
+    gimbal_pitch_min_deg: float = _limit_param(-90.0, "lowest gimbal pitch (-90 is straight down)", -120.0, 0.0)
+    gimbal_pitch_max_deg: float = _limit_param(30.0, "highest gimbal pitch", 0.0, 90.0)
+    seed: int = _limit_param(1, "random seed of wind and GPS error; each vehicle adds its index", 0, 2**31 - 1)
+
+    @property
+    def hover_endurance_s(self) -> float:
+        return self.battery_capacity_wh * 3600.0 / self.hover_power_w
 
 
 @dataclass
@@ -85,15 +122,19 @@ class _Setpoint:
     position: np.ndarray | None    # ENU metres, or None when only velocity is commanded
     velocity: np.ndarray | None    # ENU m/s feed-forward or command
     yaw: float | None              # ENU radians
+    yaw_rate: float | None = None  # ENU radians per second, when yaw is not given
 
 
 class Multirotor:
     """One vehicle. Commands mirror the MAVROS services; `step` advances the physics."""
 
     def __init__(self, vehicle_id: str, config: MultirotorConfig | None = None,
-                 ground_amsl_m: float = 0.0, battery_fraction: float = 1.0):
+                 ground_amsl_m: float = 0.0, battery_fraction: float | None = None, index: int = 0):
         self.vehicle_id = vehicle_id
         self.config = config or MultirotorConfig()
+        cfg = self.config
+        if battery_fraction is None:
+            battery_fraction = cfg.initial_battery_fraction
         self.ground_amsl_m = ground_amsl_m   # the flat ground under the dock, metres AMSL
         self.position = np.zeros(3)          # ENU metres from the dock; z is height above ground
         self.velocity = np.zeros(3)
@@ -105,6 +146,30 @@ class Multirotor:
         self.gps_ok = True
         self.events: deque[Event] = deque(maxlen=200)
         self.time_s = 0.0
+
+        rng = np.random.default_rng(cfg.seed + index)
+        self.wind = Wind(cfg.wind_east_m_s, cfg.wind_north_m_s, cfg.wind_gust_m_s, cfg.wind_gust_time_s, rng)
+        self.gps_error = GpsError(cfg.gps_noise_m, cfg.gps_noise_vertical_m, cfg.gps_noise_time_s, rng)
+        self.gimbal = Gimbal(GimbalLimits(cfg.gimbal_slew_deg_s, cfg.gimbal_pitch_min_deg, cfg.gimbal_pitch_max_deg))
+        self.fence_polygon = None            # shapely Polygon in this ENU frame, or None: the fence's inclusion area
+
+        # Injected faults: the link to MAVROS, modes PX4 refuses, a failing pre-arm check.
+        self.link_up = True
+        self.refused_modes: set[str] = set()
+        self.arming_fault = ""
+        self.drain_multiplier = 1.0
+        self.link_lost_at: float | None = None
+        self._datalink_failsafe = False
+        self._fence_breached = False
+
+        # The mission PX4 holds, and where in it the vehicle is.
+        self.mission: list[mi.MissionItem] = []
+        self.mission_seq = 0
+        self.mission_reached: deque[int] = deque(maxlen=100)   # seqs reached, for mission/reached
+        self.mission_changed = True                              # for republishing mission/waypoints
+        self._mission_speed: float | None = None
+        self._item_arrived_at: float | None = None
+        self._mission_climb: np.ndarray | None = None
 
         self._mode_before_arming = px4.AUTO_LOITER
         self._armed_at = 0.0
@@ -121,6 +186,7 @@ class Multirotor:
         self._setpoint: _Setpoint | None = None
         self._setpoint_times: deque[float] = deque(maxlen=64)
         self._battery_level = 0              # 0 ok, 1 low, 2 critical, 3 emergency
+        self._dt = 0.05
 
     # ------------------------------------------------------------------ queries
     @property
@@ -133,9 +199,29 @@ class Multirotor:
             return px4.LANDED_STATE_ON_GROUND
         if self.mode == px4.AUTO_TAKEOFF:
             return px4.LANDED_STATE_TAKEOFF
-        if self.mode == px4.AUTO_LAND or (self.mode == px4.AUTO_RTL and self._rtl_stage == "land"):
+        if self.mode == px4.AUTO_LAND or (self.mode == px4.AUTO_RTL and self._rtl_stage == "land") or (
+                self.mode == px4.AUTO_MISSION and self.mission_seq < len(self.mission)
+                and self.mission[self.mission_seq].command == mi.NAV_LAND):
             return px4.LANDED_STATE_LANDING
         return px4.LANDED_STATE_IN_AIR
+
+    @property
+    def estimated_position(self) -> np.ndarray:
+        """Where PX4 believes it is: the truth plus the GPS error. PX4 flies this, not the truth."""
+        estimate = self.position.copy()
+        estimate[:2] += self.gps_error.value[:2]
+        return estimate
+
+    @property
+    def reported_position(self) -> np.ndarray:
+        """What MAVROS reports: the estimate, with the altitude error too."""
+        reported = self.estimated_position
+        reported[2] += self.gps_error.value[2]
+        return reported
+
+    @property
+    def airborne(self) -> bool:
+        return not self._landed
 
     @property
     def height_above_home(self) -> float:
@@ -172,8 +258,9 @@ class Multirotor:
             self._armed_at = now
             self._taken_off = False
             self._mode_before_arming = self.mode
-            self.home = self.position.copy()
-            self._hold_point = self.position.copy()
+            self.home = self.estimated_position
+            self._hold_point = self.estimated_position
+            self.mission_seq = 0 if self.mode == px4.AUTO_MISSION else self.mission_seq
             self.say(now, "info", "Armed")
             if self.mode == px4.AUTO_TAKEOFF:
                 self._start_takeoff(now)
@@ -227,32 +314,83 @@ class Multirotor:
         self._enter_mode(px4.AUTO_LAND, now)
         return True, px4.MAV_RESULT_ACCEPTED
 
-    def setpoint(self, now: float, position=None, velocity=None, yaw=None) -> None:
+    def setpoint(self, now: float, position=None, velocity=None, yaw=None, yaw_rate=None) -> None:
         """An offboard setpoint (ENU). Each one counts towards the offboard stream."""
         self._setpoint_times.append(now)
         self._setpoint = _Setpoint(
             None if position is None else np.asarray(position, dtype=float),
             None if velocity is None else np.asarray(velocity, dtype=float),
-            yaw)
+            yaw, None if yaw is not None else yaw_rate)
+
+    def push_mission(self, items: list[mi.MissionItem], start_index: int, now: float) -> bool:
+        """mission/push: the whole mission, or a partial update from `start_index`."""
+        if start_index > len(self.mission):
+            self.say(now, "critical", f"Mission upload refused: start index {start_index} past the mission's end")
+            return False
+        if start_index:
+            items = self.mission[:start_index] + [dataclasses.replace(item, seq=start_index + i)
+                                                  for i, item in enumerate(items)]
+        self.mission = list(items)
+        if not start_index:
+            self.mission_seq = next((i.seq for i in items if i.raw.is_current), 0)
+            self._item_arrived_at = None
+            self._mission_climb = None
+        self.mission_changed = True
+        self.say(now, "info", f"Mission accepted: {len(self.mission)} items")
+        if self.mode == px4.AUTO_MISSION and mi.problems(self.mission, self._ceiling()):
+            self._enter_mode(px4.AUTO_LOITER, now)
+        return True
+
+    def clear_mission(self, now: float) -> bool:
+        """mission/clear. PX4 leaves a mission it no longer has for hold."""
+        self.mission = []
+        self.mission_seq = 0
+        self.mission_changed = True
+        if self.mode == px4.AUTO_MISSION:
+            self._enter_mode(px4.AUTO_LOITER, now)
+        return True
+
+    def set_mission_current(self, seq: int, now: float) -> bool:
+        """mission/set_current: fly on from item `seq`."""
+        if not 0 <= seq < len(self.mission):
+            self.say(now, "critical", f"Mission item {seq} does not exist")
+            return False
+        self.mission_seq = seq
+        self._item_arrived_at = None
+        self.mission_changed = True
+        return True
 
     # ------------------------------------------------------------------ physics
     def step(self, now: float, dt: float) -> None:
         self.time_s = now
+        self.gps_error.step(dt)
+        gust = self.wind.step(dt)
+        self.gimbal.step(dt, self.position, self.yaw)
         if not self.armed:
             self.velocity[:] = 0.0
             self.position[2] = 0.0
             self._landed = True
             return
+        if gust is not None and not self._landed:
+            self.velocity += gust          # a change in the wind pushes the airframe until control catches up
         self._check_failsafes(now)
         if not self.armed:
             return
+        self._dt = dt
         target_velocity = self._mode_velocity(now)
         self._integrate(target_velocity, dt)
         self._update_landing(now, dt)
         self._drain_battery(dt)
 
+    def _ceiling(self) -> float:
+        return self.config.geofence_max_vertical_m or math.inf
+
     # ------------------------------------------------------------ mode logic
     def _arming_refusal(self, now: float) -> str:
+        if now < self.config.estimator_ready_s:
+            return "system not ready: estimator initialising"
+        if self.arming_fault:
+            return self.arming_fault
         if not self._landed:
             return "not landed"
         if self.mode in px4.MODES_PREVENTING_ARMING:
@@ -261,6 +399,8 @@ class Multirotor:
             return "no manual control input"
         if self.mode == px4.OFFBOARD and not self.offboard_stream_ready(now):
             return "no offboard signal"
+        if self.mode == px4.AUTO_MISSION and mi.problems(self.mission, self._ceiling()):
+            return "mission not feasible: " + "; ".join(mi.problems(self.mission, self._ceiling())[:3])
         if not self.gps_ok and self.mode not in px4.PILOT_MODES:
             return "no global position"
         if self.battery_fraction <= self.config.battery_critical:
@@ -269,16 +409,20 @@ class Multirotor:
 
     def _mode_refusal(self, mode: str, now: float) -> str:
         """Why PX4 would not switch to `mode` now; empty when it would."""
+        if mode in self.refused_modes:
+            return "mode unavailable"
+        if mode == px4.AUTO_MISSION:
+            found = mi.problems(self.mission, self._ceiling())
+            if found:
+                return "; ".join(found[:3])
         if not self.armed:
             return ""   # PX4 takes any mode change while disarmed
         if mode == px4.OFFBOARD and not self.offboard_stream_ready(now):
             return "no offboard signal"
         if mode in px4.PILOT_MODES and not self.config.rc_available:
             return "no manual control input"
-        if mode in (px4.AUTO_LOITER, px4.AUTO_RTL, px4.AUTO_MISSION, px4.AUTO_TAKEOFF) and not self.gps_ok:
+        if mode in px4.POSITION_MODES and not self.gps_ok:
             return "no global position"
-        if mode == px4.AUTO_MISSION:
-            return "no mission"
         return ""
 
     def _enter_mode(self, mode: str, now: float) -> None:
@@ -289,6 +433,10 @@ class Multirotor:
             self._start_takeoff(now)
         elif mode == px4.AUTO_RTL:
             self._rtl_stage = "climb"
+        elif mode == px4.AUTO_MISSION:
+            self._item_arrived_at = None
+            self._mission_speed = None
+            self._mission_climb = None
         if mode != previous:
             self.say(now, "info", f"Mode {mode}")
 
@@ -298,12 +446,13 @@ class Multirotor:
         if height <= current:
             self.say(now, "warning", "Already higher than takeoff altitude")
             height = current
-        self._takeoff_target = np.array([self.position[0], self.position[1], self.home[2] + height])
+        here = self.estimated_position
+        self._takeoff_target = np.array([here[0], here[1], self.home[2] + height])
 
     def _braking_point(self) -> np.ndarray:
         """Where the vehicle comes to rest if it brakes now: the hold point PX4 takes."""
         speed = float(np.linalg.norm(self.velocity[:2]))
-        point = self.position.copy()
+        point = self.estimated_position
         if speed > 0.1:
             point[:2] += self.velocity[:2] / speed * speed ** 2 / (2 * self.config.max_accel_m_s2)
         return point
@@ -330,8 +479,74 @@ class Multirotor:
             fallback = cfg.offboard_loss_mode
             if fallback in px4.PILOT_MODES and not cfg.rc_available:
                 fallback = px4.AUTO_RTL
+            if fallback in px4.POSITION_MODES and not self.gps_ok:
+                fallback = px4.ALTCTL if cfg.rc_available else px4.AUTO_LAND
             self._enter_mode(fallback, now)
+        self._check_position_loss(now)
+        self._check_datalink(now)
+        self._check_geofence(now)
         self._check_battery(now)
+
+    def lose_link(self, lost: bool, now: float) -> None:
+        """The telemetry link to MAVROS (and the ground) goes silent, or comes back."""
+        if lost and self.link_up:
+            self.link_up = False
+            self.link_lost_at = now
+        elif not lost and not self.link_up:
+            self.link_up = True
+            self.link_lost_at = None
+            if self._datalink_failsafe:
+                self.say(now, "info", "Data link regained")
+            self._datalink_failsafe = False
+
+    def _check_datalink(self, now: float) -> None:
+        cfg = self.config
+        if self.link_up or self._datalink_failsafe or self._landed:
+            return
+        if now - self.link_lost_at < cfg.datalink_loss_timeout_s:
+            return
+        self._datalink_failsafe = True
+        action = {0: None, 1: px4.AUTO_LOITER, 2: px4.AUTO_RTL, 3: px4.AUTO_LAND}[cfg.datalink_loss_action]
+        self.say(now, "critical", f"Failsafe: data link lost{', ' + action if action else ''}")
+        if action and self.mode != action and self.mode not in px4.PILOT_MODES:
+            self._enter_failsafe_mode(action, now)
+
+    def _check_position_loss(self, now: float) -> None:
+        if self.gps_ok or self.mode not in px4.POSITION_MODES or self._landed:
+            return
+        # COM_POSCTL_NAVL 0: altitude control with a pilot, descend without one.
+        fallback = px4.ALTCTL if self.config.rc_available else px4.AUTO_LAND
+        self.say(now, "critical", f"Failsafe: no global position, {fallback}")
+        self._enter_mode(fallback, now)
+
+    def _check_geofence(self, now: float) -> None:
+        cfg = self.config
+        if self._landed or not cfg.geofence_action:
+            return
+        here = self.estimated_position
+        outside = ""
+        if cfg.geofence_max_horizontal_m and np.linalg.norm(here[:2] - self.home[:2]) > cfg.geofence_max_horizontal_m:
+            outside = "maximum distance"
+        elif cfg.geofence_max_vertical_m and here[2] - self.home[2] > cfg.geofence_max_vertical_m:
+            outside = "maximum altitude"
+        elif self.fence_polygon is not None and not self.fence_polygon.covers(_point(here)):
+            outside = "fence polygon"
+        if not outside:
+            self._fence_breached = False
+            return
+        if self._fence_breached:
+            return
+        self._fence_breached = True
+        action = {1: None, 2: px4.AUTO_LOITER, 3: px4.AUTO_RTL, 4: px4.AUTO_LAND, 5: px4.AUTO_LAND}.get(
+            cfg.geofence_action)
+        self.say(now, "critical", f"Geofence breached: {outside}{', ' + action if action else ''}")
+        if action and self.mode != action and not (action == px4.AUTO_LOITER and self.mode == px4.AUTO_RTL):
+            self._enter_failsafe_mode(action, now)
+
+    def _enter_failsafe_mode(self, mode: str, now: float) -> None:
+        if mode in px4.POSITION_MODES and not self.gps_ok:
+            mode = px4.AUTO_LAND
+        self._enter_mode(mode, now)
 
     def _check_battery(self, now: float) -> None:
         cfg = self.config
@@ -363,9 +578,11 @@ class Multirotor:
             sp = self._setpoint
             if sp.yaw is not None:
                 self.yaw = sp.yaw
+            elif sp.yaw_rate is not None:
+                self.yaw = (self.yaw + sp.yaw_rate * self._dt + math.pi) % (2 * math.pi) - math.pi
             if sp.position is not None and sp.velocity is not None:
                 # Position with velocity feed-forward, as PX4 tracks a moving setpoint.
-                error = sp.position - self.position
+                error = sp.position - self.estimated_position
                 return self._limit(sp.velocity + cfg.position_gain * error, cfg.max_speed_m_s)
             if sp.position is not None:
                 return self._towards(sp.position, cfg.max_speed_m_s)
@@ -385,32 +602,116 @@ class Multirotor:
             return self._descend()
         if mode == px4.AUTO_RTL:
             return self._rtl_velocity(now)
+        if mode == px4.AUTO_MISSION:
+            return self._mission_velocity(now)
+        if mode in (px4.ALTCTL, px4.STABILIZED, px4.MANUAL, px4.ACRO, px4.RATTITUDE):
+            # Sticks centred and no position control: hold height, brake, and drift with the wind.
+            velocity = self.wind.velocity.copy() * 0.5
+            velocity[2] = 0.0
+            return velocity
         # AUTO.LOITER, pilot modes with the sticks centred, and anything else: hold.
         if self._landed and not self._taken_off:
             return np.zeros(3)
         return self._towards(self._hold_point, cfg.max_speed_m_s)
 
+    def _mission_velocity(self, now: float) -> np.ndarray:
+        """Fly the current mission item, as PX4's mission mode does."""
+        cfg = self.config
+        here = self.estimated_position
+        while self.mission_seq < len(self.mission):
+            item = self.mission[self.mission_seq]
+            if item.is_nav:
+                break
+            self._do_item(item, now)        # DO commands take effect and the mission moves on
+            self._next_item(now)
+        else:
+            return self._towards(self._hold_point, cfg.max_speed_m_s)   # done: hold at the last position
+        item = self.mission[self.mission_seq]
+        if item.command == mi.NAV_RETURN_TO_LAUNCH:
+            self._reached(item, now)
+            self._enter_mode(px4.AUTO_RTL, now)
+            return self._rtl_velocity(now)
+        if item.command == mi.NAV_LAND:
+            if item.east is not None and np.linalg.norm(here[:2] - (item.east, item.north)) > cfg.acceptance_radius_m:
+                return self._towards((item.east, item.north, here[2]), self._cruise())
+            self._hold_point = np.array([here[0], here[1], 0.0]) if item.east is None else \
+                np.array([item.east, item.north, 0.0])
+            return self._descend()
+        target_height = item.height if item.height is not None else here[2]
+        if self._mission_climb is None and (item.command == mi.NAV_TAKEOFF or not self._taken_off):
+            # From the ground PX4 climbs vertically first, to the take-off item's or the first item's height.
+            self._mission_climb = np.array([here[0], here[1], max(target_height, cfg.takeoff_alt_m)])
+        if self._mission_climb is not None:
+            if here[2] < self._mission_climb[2] - 0.3:
+                return self._towards(self._mission_climb, cfg.max_speed_m_s, max_climb=cfg.takeoff_speed_m_s)
+            self._mission_climb = None
+            if item.command == mi.NAV_TAKEOFF:
+                self._reached(item, now)
+                self._next_item(now)
+                return np.zeros(3)
+        target = np.array([item.east, item.north, target_height])
+        acceptance = item.param2 if item.command == mi.NAV_WAYPOINT and item.param2 > 0 else cfg.acceptance_radius_m
+        if self._item_arrived_at is None:
+            if np.linalg.norm(target - here) > max(acceptance, 0.5):
+                return self._towards(target, self._cruise())
+            self._item_arrived_at = now
+            self._hold_point = target
+            self._reached(item, now)
+        hold_s = {mi.NAV_WAYPOINT: item.param1, mi.NAV_LOITER_TIME: item.param1,
+                  mi.NAV_LOITER_UNLIM: math.inf}.get(item.command, 0.0)
+        if now - self._item_arrived_at >= hold_s and item.autocontinue:
+            self._next_item(now)
+        return self._towards(self._hold_point, cfg.max_speed_m_s)
+
+    def _cruise(self) -> float:
+        return self._mission_speed or self.config.rtl_speed_m_s
+
+    def _do_item(self, item: mi.MissionItem, now: float) -> None:
+        if item.command == mi.DO_CHANGE_SPEED and item.param2 > 0:
+            self._mission_speed = min(float(item.param2), self.config.max_speed_m_s)
+        elif item.command == mi.DO_SET_ROI_LOCATION and item.east is not None:
+            height = item.height if item.height is not None else 0.0
+            self.gimbal.command_point((item.east, item.north, height))
+        elif item.command == mi.DO_SET_ROI_NONE:
+            self.gimbal.command_angles(1, 0.0, 0.0, 0.0)
+        elif item.command == mi.DO_MOUNT_CONTROL:
+            self.gimbal.command_angles(2, item.param1, item.param2, item.param3)
+        self._reached(item, now)
+
+    def _reached(self, item: mi.MissionItem, now: float) -> None:
+        self.mission_reached.append(item.seq)
+        self.say(now, "info", f"Mission item {item.seq} reached")
+
+    def _next_item(self, now: float) -> None:
+        self._item_arrived_at = None
+        self.mission_seq += 1
+        self.mission_changed = True
+        if self.mission_seq >= len(self.mission):
+            self._hold_point = self.estimated_position
+            self.say(now, "info", "Mission finished, loitering")
+
     def _rtl_velocity(self, now: float) -> np.ndarray:
         cfg = self.config
         home = self.home
-        above_home = self.position[2] - home[2]
+        here = self.estimated_position
+        above_home = here[2] - home[2]
         if self._rtl_stage == "climb":
             target_z = home[2] + max(cfg.rtl_return_alt_m, above_home)
-            if above_home >= cfg.rtl_return_alt_m - 0.5 or self.position[2] >= target_z - 0.5:
+            if above_home >= cfg.rtl_return_alt_m - 0.5 or here[2] >= target_z - 0.5:
                 self._rtl_stage = "return"
-                self._rtl_altitude = max(self.position[2], home[2] + cfg.rtl_return_alt_m - 0.5)
+                self._rtl_altitude = max(here[2], home[2] + cfg.rtl_return_alt_m - 0.5)
             else:
                 return self._towards(np.array([self._hold_point[0], self._hold_point[1], target_z]),
                                      cfg.rtl_speed_m_s)
         if self._rtl_stage == "return":
             target = np.array([home[0], home[1], self._rtl_altitude])
-            if np.linalg.norm(self.position[:2] - home[:2]) <= cfg.acceptance_radius_m:
+            if np.linalg.norm(here[:2] - home[:2]) <= cfg.acceptance_radius_m:
                 self._rtl_stage = "descend"
             else:
                 return self._towards(target, cfg.rtl_speed_m_s)
         if self._rtl_stage == "descend":
             target = np.array([home[0], home[1], home[2] + cfg.rtl_descend_alt_m])
-            if self.position[2] <= target[2] + 0.5:
+            if here[2] <= target[2] + 0.5:
                 self._rtl_stage = "land"
             else:
                 return self._towards(target, cfg.rtl_speed_m_s)
@@ -421,13 +722,15 @@ class Multirotor:
         speed = cfg.land_speed_m_s if self.position[2] < cfg.land_slowdown_alt_m else cfg.max_descent_m_s
         point = self._hold_point if over is None else over
         horizontal = self._towards(np.array([point[0], point[1], self.position[2]]), cfg.max_speed_m_s)
+        if self.mode == px4.AUTO_LAND and not self.gps_ok:
+            horizontal[:2] = 0.0        # descending blind: no position to hold
         horizontal[2] = -speed
         return horizontal
 
     def _towards(self, target, max_speed, max_climb=None) -> np.ndarray:
         """Velocity that reaches `target` without overshoot: P term, capped by braking distance."""
         cfg = self.config
-        error = np.asarray(target, dtype=float) - self.position
+        error = np.asarray(target, dtype=float) - self.estimated_position
         velocity = np.zeros(3)
         horizontal = float(np.linalg.norm(error[:2]))
         if horizontal > 1e-6:
@@ -449,6 +752,7 @@ class Multirotor:
         return velocity
 
     def _integrate(self, target_velocity: np.ndarray, dt: float) -> None:
+        target_velocity = self._within_airspeed(target_velocity)
         # Horizontal and vertical acceleration are limited separately, as PX4 does.
         change = target_velocity - self.velocity
         limit = self.config.max_accel_m_s2 * dt
@@ -466,8 +770,30 @@ class Multirotor:
         if self.position[2] > 0.5:
             self._taken_off = True
         speed = float(np.linalg.norm(self.velocity[:2]))
-        if speed > 0.5 and (self.mode != px4.OFFBOARD or self._setpoint is None or self._setpoint.yaw is None):
+        if speed > 0.5 and (self.mode != px4.OFFBOARD or self._setpoint is None
+                            or (self._setpoint.yaw is None and self._setpoint.yaw_rate is None)):
             self.yaw = math.atan2(self.velocity[1], self.velocity[0])
+
+    def _within_airspeed(self, ground_velocity: np.ndarray) -> np.ndarray:
+        """Scale a wanted ground velocity down until the airspeed it needs is within the limit."""
+        wind = self.wind.velocity[:2]
+        if not wind.any():
+            return ground_velocity
+        limit = self.config.max_speed_m_s
+        wanted = ground_velocity[:2]
+        if np.linalg.norm(wanted - wind) <= limit:
+            return ground_velocity
+        # Largest k in [0, 1] with |k * wanted - wind| <= limit: a quadratic in k.
+        a = float(wanted @ wanted)
+        b = -2.0 * float(wanted @ wind)
+        c = float(wind @ wind) - limit * limit
+        if a < 1e-12:
+            return ground_velocity
+        disc = b * b - 4 * a * c
+        k = max(0.0, (-b + math.sqrt(disc)) / (2 * a)) if disc >= 0 else 0.0
+        scaled = ground_velocity.copy()
+        scaled[:2] = wanted * min(1.0, k)
+        return scaled
 
     def _update_landing(self, now: float, dt: float) -> None:
         on_ground = self.position[2] <= 0.05 and abs(self.velocity[2]) < 0.25
@@ -484,14 +810,21 @@ class Multirotor:
             if self.position[2] > 0.05:
                 self._landed = False
 
-    def _drain_battery(self, dt: float) -> None:
+    @property
+    def power_w(self) -> float:
+        """Electrical power drawn now: hover, plus airspeed and climb."""
         cfg = self.config
+        if not self.armed:
+            return 0.0
         if self._landed:
-            rate = cfg.idle_drain_fraction / cfg.hover_endurance_s
-        else:
-            speed = float(np.linalg.norm(self.velocity[:2]))
-            rate = (1.0 + cfg.speed_drain_factor * (speed / cfg.max_speed_m_s) ** 2) / cfg.hover_endurance_s
-        self.battery_fraction = max(0.0, self.battery_fraction - rate * dt)
+            return cfg.idle_drain_fraction * cfg.hover_power_w
+        airspeed = float(np.linalg.norm(self.velocity[:2] - self.wind.velocity[:2]))
+        return (cfg.hover_power_w * (1.0 + cfg.speed_drain_factor * (airspeed / cfg.max_speed_m_s) ** 2)
+                + cfg.climb_power_w_per_m_s * max(0.0, float(self.velocity[2])))
+
+    def _drain_battery(self, dt: float) -> None:
+        energy_wh = self.power_w * dt / 3600.0 * self.drain_multiplier
+        self.battery_fraction = max(0.0, self.battery_fraction - energy_wh / self.config.battery_capacity_wh)
 
     def say(self, now: float, severity: str, text: str) -> None:
         """Record what PX4 would report in a STATUSTEXT."""

@@ -13,22 +13,53 @@ import sys
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Quaternion, TwistStamped
-from mavros_msgs.msg import ExtendedState, GlobalPositionTarget, HomePosition, State, StatusText
-from mavros_msgs.srv import CommandBool, CommandTOL, SetMode
+from mavros_msgs.msg import (
+    ExtendedState,
+    GlobalPositionTarget,
+    HomePosition,
+    MountControl,
+    PositionTarget,
+    State,
+    StatusText,
+    Waypoint,
+    WaypointList,
+    WaypointReached,
+)
+from mavros_msgs.srv import (
+    CommandBool,
+    CommandTOL,
+    SetMode,
+    WaypointClear,
+    WaypointPull,
+    WaypointPush,
+    WaypointSetCurrent,
+)
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
+from shapely import prepare
+from shapely.geometry import Polygon
+from shapely.ops import unary_union
 from std_msgs.msg import Float64, Header
 
 from dfr_common import px4
+from dfr_common.areas import load_areas
 from dfr_common.fleet import Fleet, load_fleet
 from dfr_common.geodesy import LocalFrame
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
+from dfr_common.yaml_file import load_yaml
+from dfr_interfaces.msg import GroundTruthVehicle, GroundTruthVehicles
+from dfr_interfaces.srv import InjectFault
+from dfr_sim import faults
+from dfr_sim import mission_items as mi
+from dfr_sim.gimbal import MOUNT_MODE_GPS_POINT
+from dfr_sim.mavros_conversions import SetpointError, local_setpoint, quaternion_from_euler, raw_item, yaw_of
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 from dfr_sim.pacing import Pacer
+from dfr_sim.vehicle_config import parse_overrides, with_overrides
 
 _SEVERITY = {"info": StatusText.INFO, "warning": StatusText.WARNING, "critical": StatusText.CRITICAL}
 
@@ -61,14 +92,16 @@ class _Schedule:
 class SimulatedVehicle:
     """One Multirotor and its MAVROS face."""
 
-    def __init__(self, node: SimulatorNode, fleet: Fleet, vehicle_id: str, config: MultirotorConfig,
+    def __init__(self, node: SimulatorNode, fleet: Fleet, vehicle_id: str, index: int, config: MultirotorConfig,
                  mavros_ns: str, rates):
         self.node = node
         self.site = fleet.site
         self.vehicle_id = vehicle_id
-        self.model = Multirotor(vehicle_id, config, ground_amsl_m=fleet.site.ground_amsl_m)
+        self.model = Multirotor(vehicle_id, config, ground_amsl_m=fleet.site.ground_amsl_m, index=index)
         self.frame = LocalFrame(fleet.vehicle_home(vehicle_id))
         ns = f"/{vehicle_id}/{mavros_ns}"
+        self.link_timeout_s = rates.mavros_connection_timeout_s
+        self._connected = True
 
         pub = node.create_publisher
         self.state_pub = pub(State, f"{ns}/state", qos.LATCHED_STATE)
@@ -76,25 +109,55 @@ class SimulatedVehicle:
         self.battery_pub = pub(BatteryState, f"{ns}/battery", qos.SENSOR_DATA)
         self.global_pub = pub(NavSatFix, f"{ns}/global_position/global", qos.SENSOR_DATA)
         self.rel_alt_pub = pub(Float64, f"{ns}/global_position/rel_alt", qos.SENSOR_DATA)
+        self.heading_pub = pub(Float64, f"{ns}/global_position/compass_hdg", qos.SENSOR_DATA)
         self.pose_pub = pub(PoseStamped, f"{ns}/local_position/pose", qos.SENSOR_DATA)
         self.velocity_pub = pub(TwistStamped, f"{ns}/local_position/velocity_local", qos.SENSOR_DATA)
         self.home_pub = pub(HomePosition, f"{ns}/home_position/home", qos.LATCHED_STATE)
         self.statustext_pub = pub(StatusText, f"{ns}/statustext/recv", qos.SENSOR_DATA)
+        self.waypoints_pub = pub(WaypointList, f"{ns}/mission/waypoints", qos.MAVROS_MISSION)
+        self.reached_pub = pub(WaypointReached, f"{ns}/mission/reached", qos.MAVROS_MISSION)
+        self.mount_pub = pub(Quaternion, f"{ns}/mount_control/orientation", qos.RELIABLE)
 
-        node.create_subscription(GlobalPositionTarget, f"{ns}/setpoint_raw/global",
-                                 self._on_global_setpoint, qos.SENSOR_DATA)
-        node.create_service(CommandBool, f"{ns}/cmd/arming", self._on_arming)
-        node.create_service(SetMode, f"{ns}/set_mode", self._on_set_mode)
-        node.create_service(CommandTOL, f"{ns}/cmd/takeoff", self._on_takeoff)
-        node.create_service(CommandTOL, f"{ns}/cmd/land", self._on_land)
+        sub = node.create_subscription
+        sub(GlobalPositionTarget, f"{ns}/setpoint_raw/global", self._on_global_setpoint, qos.SENSOR_DATA)
+        sub(PositionTarget, f"{ns}/setpoint_raw/local", self._on_local_setpoint, qos.SENSOR_DATA)
+        sub(PoseStamped, f"{ns}/setpoint_position/local", self._on_position_setpoint, qos.SENSOR_DATA)
+        sub(TwistStamped, f"{ns}/setpoint_velocity/cmd_vel", self._on_velocity_setpoint, qos.SENSOR_DATA)
+        sub(MountControl, f"{ns}/mount_control/command", self._on_mount_command, qos.RELIABLE)
+        srv = node.create_service
+        srv(CommandBool, f"{ns}/cmd/arming", self._on_arming)
+        srv(SetMode, f"{ns}/set_mode", self._on_set_mode)
+        srv(CommandTOL, f"{ns}/cmd/takeoff", self._on_takeoff)
+        srv(CommandTOL, f"{ns}/cmd/land", self._on_land)
+        srv(WaypointPush, f"{ns}/mission/push", self._on_mission_push)
+        srv(WaypointClear, f"{ns}/mission/clear", self._on_mission_clear)
+        srv(WaypointSetCurrent, f"{ns}/mission/set_current", self._on_mission_set_current)
+        srv(WaypointPull, f"{ns}/mission/pull", self._on_mission_pull)
 
         self.heartbeat = _Schedule(rates.state_rate_hz)
         self.position_schedule = _Schedule(rates.position_rate_hz)
         self.battery_schedule = _Schedule(rates.battery_rate_hz)
         self.home_schedule = _Schedule(rates.home_rate_hz)
 
+    @property
+    def link_up(self) -> bool:
+        return self.model.link_up
+
+    def set_fence(self, polygon_lon_lat: Polygon | None) -> None:
+        if polygon_lon_lat is None:
+            return
+        lon, lat = polygon_lon_lat.exterior.coords.xy
+        east, north, _ = self.frame.to_enu(list(lat), list(lon))
+        fence = Polygon(list(zip(east, north, strict=True)))
+        prepare(fence)
+        self.model.fence_polygon = fence
+
     # ----------------------------------------------------------- MAVROS services
+    # With the link down, a command's COMMAND_ACK never comes: MAVROS answers success false.
     def _on_arming(self, request, response):
+        if not self.link_up:
+            response.success, response.result = False, px4.MAV_RESULT_FAILED
+            return response
         response.success, response.result = self.model.arm(bool(request.value), self.node.sim_now)
         return response
 
@@ -104,10 +167,17 @@ class SimulatedVehicle:
             response.mode_sent = True
             self.model.say(self.node.sim_now, "warning", f"Ignored base_mode {request.base_mode}")
             return response
+        if not self.link_up:
+            # SET_MODE has no acknowledgement: MAVROS sends it into the void and says it did.
+            response.mode_sent = request.custom_mode.upper() in px4.KNOWN_MODES
+            return response
         response.mode_sent = self.model.set_mode(request.custom_mode, self.node.sim_now)
         return response
 
     def _on_takeoff(self, request, response):
+        if not self.link_up:
+            response.success, response.result = False, px4.MAV_RESULT_FAILED
+            return response
         position = None
         if math.isfinite(request.latitude) and math.isfinite(request.longitude):
             east, north, _ = self.frame.to_enu(request.latitude, request.longitude)
@@ -116,15 +186,55 @@ class SimulatedVehicle:
         return response
 
     def _on_land(self, request, response):
+        if not self.link_up:
+            response.success, response.result = False, px4.MAV_RESULT_FAILED
+            return response
         response.success, response.result = self.model.land(self.node.sim_now)
         return response
 
+    def _on_mission_push(self, request, response):
+        response.success, response.wp_transfered = False, 0
+        if not self.link_up:
+            return response       # the transfer protocol times out
+        items = [raw_item(w) for w in request.waypoints]
+        model = self.model
+        local = mi.to_local(items, self._enu_of, self.site.ground_amsl_m, float(model.home[2]))
+        if model.push_mission(local, int(request.start_index), self.node.sim_now):
+            response.success, response.wp_transfered = True, len(items)
+        return response
+
+    def _on_mission_clear(self, request, response):
+        response.success = self.link_up and self.model.clear_mission(self.node.sim_now)
+        return response
+
+    def _on_mission_set_current(self, request, response):
+        response.success = self.link_up and self.model.set_mission_current(int(request.wp_seq), self.node.sim_now)
+        return response
+
+    def _on_mission_pull(self, request, response):
+        response.success = self.link_up
+        response.wp_received = len(self.model.mission) if self.link_up else 0
+        if self.link_up:
+            self.model.mission_changed = True      # MAVROS republishes mission/waypoints after a pull
+        return response
+
+    def _enu_of(self, latitude, longitude):
+        east, north, _ = self.frame.to_enu(latitude, longitude)
+        return float(east), float(north)
+
+    # --------------------------------------------------------------- setpoints
+    def _offboard_input(self) -> bool:
+        """Messages from the bridge reach PX4 only over a live link."""
+        return self.link_up
+
     def _on_global_setpoint(self, msg: GlobalPositionTarget):
+        if not self._offboard_input():
+            return
         now = self.node.sim_now
         if msg.coordinate_frame not in (px4.FRAME_GLOBAL_INT, px4.FRAME_GLOBAL_REL_ALT,
                                         px4.FRAME_GLOBAL_TERRAIN_ALT):
             self.model.say(now, "critical",
-                            f"SET_POSITION_TARGET_GLOBAL_INT invalid coordinate frame {msg.coordinate_frame}")
+                           f"SET_POSITION_TARGET_GLOBAL_INT invalid coordinate frame {msg.coordinate_frame}")
             return
         position = None
         position_mask = px4.IGNORE_LATITUDE | px4.IGNORE_LONGITUDE | px4.IGNORE_ALTITUDE
@@ -152,32 +262,97 @@ class SimulatedVehicle:
             return
         self.model.setpoint(now, position=position, velocity=velocity, yaw=yaw)
 
+    def _on_local_setpoint(self, msg: PositionTarget):
+        if not self._offboard_input():
+            return
+        model, now = self.model, self.node.sim_now
+        p, v = msg.position, msg.velocity
+        try:
+            position, velocity, yaw, yaw_rate = local_setpoint(
+                msg.coordinate_frame, msg.type_mask, (p.x, p.y, p.z), (v.x, v.y, v.z), float(msg.yaw),
+                float(msg.yaw_rate), model.estimated_position, model.yaw)
+        except SetpointError as err:
+            model.say(now, "critical", str(err))
+            return
+        model.setpoint(now, position=position, velocity=velocity, yaw=yaw, yaw_rate=yaw_rate)
+
+    def _on_position_setpoint(self, msg: PoseStamped):
+        if not self._offboard_input():
+            return
+        p, q = msg.pose.position, msg.pose.orientation
+        values = (p.x, p.y, p.z, q.x, q.y, q.z, q.w)
+        if not all(math.isfinite(x) for x in values):
+            self.model.say(self.node.sim_now, "critical", "Setpoint with a non-finite value ignored")
+            return
+        self.model.setpoint(self.node.sim_now, position=(p.x, p.y, p.z), yaw=yaw_of(q.x, q.y, q.z, q.w))
+
+    def _on_velocity_setpoint(self, msg: TwistStamped):
+        if not self._offboard_input():
+            return
+        v, w = msg.twist.linear, msg.twist.angular
+        if not all(math.isfinite(x) for x in (v.x, v.y, v.z, w.z)):
+            self.model.say(self.node.sim_now, "critical", "Setpoint with a non-finite value ignored")
+            return
+        self.model.setpoint(self.node.sim_now, velocity=(v.x, v.y, v.z), yaw_rate=float(w.z))
+
+    def _on_mount_command(self, msg: MountControl):
+        if not self._offboard_input():
+            return
+        model, now = self.model, self.node.sim_now
+        if msg.mode == MOUNT_MODE_GPS_POINT:
+            latitude, longitude = msg.latitude * 1e-7, msg.longitude * 1e-7      # MountControl carries degE7
+            if not (math.isfinite(latitude) and math.isfinite(longitude) and math.isfinite(msg.altitude)
+                    and abs(latitude) <= 90.0 and abs(longitude) <= 180.0):
+                model.say(now, "warning", "Gimbal point of interest is not a position: ignored")
+                return
+            east, north = self._enu_of(latitude, longitude)
+            # DO_MOUNT_CONTROL carries the point's altitude AMSL.
+            model.gimbal.command_point((east, north, float(msg.altitude) - self.site.ground_amsl_m))
+            return
+        if msg.mode > MOUNT_MODE_GPS_POINT or not all(math.isfinite(x) for x in (msg.pitch, msg.roll, msg.yaw)):
+            model.say(now, "warning", f"Gimbal command with mode {msg.mode} or non-finite angles ignored")
+            return
+        model.gimbal.command_angles(int(msg.mode), float(msg.pitch), float(msg.roll), float(msg.yaw))
+
     # ---------------------------------------------------------------- telemetry
     def publish(self, now: float, stamp: Time):
         model = self.model
+        if not model.link_up:
+            self._publish_link_lost(now, stamp)
+            return
         if self.heartbeat.due(now):
-            self.state_pub.publish(State(
-                connected=True, armed=model.armed,
-                guided=model.mode not in px4.PILOT_MODES,
-                manual_input=self.model.config.rc_available, mode=model.mode,
-                system_status=px4.MAV_STATE_ACTIVE if model.armed else px4.MAV_STATE_STANDBY,
-                header=self._header(stamp)))
+            self._connected = True
+            self.state_pub.publish(self._state(stamp, connected=True))
             self.extended_state_pub.publish(ExtendedState(
                 header=self._header(stamp), vtol_state=0, landed_state=model.landed_state))
         if self.position_schedule.due(now):
             self._publish_position(stamp)
         if self.battery_schedule.due(now):
-            self.battery_pub.publish(BatteryState(
-                header=self._header(stamp), percentage=float(model.battery_fraction),
-                voltage=float(14.0 + 2.8 * model.battery_fraction), present=True,
-                power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
-                power_supply_health=BatteryState.POWER_SUPPLY_HEALTH_GOOD,
-                power_supply_technology=BatteryState.POWER_SUPPLY_TECHNOLOGY_LIPO,
-                current=float("nan"), charge=float("nan"), capacity=float("nan"),
-                design_capacity=float("nan"), temperature=float("nan")))
+            self._publish_battery(stamp)
         if self.home_schedule.due(now):
             self._publish_home(stamp)
+        self._publish_mission(stamp)
         self._publish_events(stamp)
+
+    def _state(self, stamp, connected: bool) -> State:
+        model = self.model
+        if not connected:       # what MAVROS's sys_status says when the heartbeat times out
+            return State(header=self._header(stamp), connected=False, armed=False, guided=False, mode="",
+                         system_status=0)
+        return State(connected=connected, armed=model.armed, guided=model.mode not in px4.PILOT_MODES,
+                     manual_input=model.config.rc_available, mode=model.mode,
+                     system_status=px4.MAV_STATE_ACTIVE if model.armed else px4.MAV_STATE_STANDBY,
+                     header=self._header(stamp))
+
+    def _publish_link_lost(self, now: float, stamp):
+        """MAVROS hears nothing; after its heartbeat timeout it says so, once, in State.connected."""
+        model = self.model
+        model.events.clear()       # STATUSTEXT sent while the link is down never arrives
+        model.mission_reached.clear()
+        if self._connected and now - model.link_lost_at >= self.link_timeout_s:
+            self._connected = False
+            self.state_pub.publish(self._state(stamp, connected=False))
+            self.node.get_logger().warning(f"[{self.vehicle_id}] MAVROS: connection to the FCU lost")
 
     @staticmethod
     def _header(stamp, frame_id=""):
@@ -185,15 +360,18 @@ class SimulatedVehicle:
 
     def _publish_position(self, stamp):
         model = self.model
-        e, n, u = model.position
-        lat, lon, alt = self.frame.to_geodetic(float(e), float(n), float(u))
-        fix = NavSatFix(header=self._header(stamp, "base_link"), latitude=float(lat),
-                        longitude=float(lon), altitude=float(alt))
-        fix.status.status = NavSatStatus.STATUS_FIX if model.gps_ok else NavSatStatus.STATUS_NO_FIX
-        fix.status.service = NavSatStatus.SERVICE_GPS
-        fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
-        self.global_pub.publish(fix)
-        self.rel_alt_pub.publish(Float64(data=model.height_above_home))
+        e, n, u = model.reported_position
+        if model.gps_ok:
+            # PX4 sends GLOBAL_POSITION_INT only while it has a global position.
+            lat, lon, alt = self.frame.to_geodetic(float(e), float(n), float(u))
+            fix = NavSatFix(header=self._header(stamp, "base_link"), latitude=float(lat),
+                            longitude=float(lon), altitude=float(alt))
+            fix.status.status = NavSatStatus.STATUS_FIX
+            fix.status.service = NavSatStatus.SERVICE_GPS
+            fix.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
+            self.global_pub.publish(fix)
+            self.rel_alt_pub.publish(Float64(data=float(u - model.home[2])))
+            self.heading_pub.publish(Float64(data=math.degrees(math.pi / 2 - model.yaw) % 360.0))
         pose = PoseStamped(header=self._header(stamp, "map"))
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(e), float(n), float(u))
         pose.pose.orientation = _yaw_quaternion(model.yaw)
@@ -201,6 +379,23 @@ class SimulatedVehicle:
         twist = TwistStamped(header=self._header(stamp, "map"))
         twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in model.velocity)
         self.velocity_pub.publish(twist)
+        gimbal = model.gimbal
+        x, y, z, w = quaternion_from_euler(math.radians(gimbal.roll), math.radians(gimbal.pitch),
+                                           math.radians(gimbal.yaw))
+        self.mount_pub.publish(Quaternion(x=x, y=y, z=z, w=w))
+
+    def _publish_battery(self, stamp):
+        model = self.model
+        cells = model.config.battery_cells
+        voltage = cells * (3.5 + 0.7 * model.battery_fraction)      # a LiPo's usable range, 3.5-4.2 V a cell
+        self.battery_pub.publish(BatteryState(
+            header=self._header(stamp), percentage=float(model.battery_fraction), voltage=float(voltage),
+            current=float(-model.power_w / voltage), present=True,
+            power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
+            power_supply_health=BatteryState.POWER_SUPPLY_HEALTH_GOOD,
+            power_supply_technology=BatteryState.POWER_SUPPLY_TECHNOLOGY_LIPO,
+            charge=float("nan"), capacity=float("nan"), design_capacity=float("nan"),
+            temperature=float("nan"), cell_voltage=[float(voltage / cells)] * cells))
 
     def _publish_home(self, stamp):
         home = self.model.home
@@ -210,6 +405,22 @@ class SimulatedVehicle:
         msg.position.x, msg.position.y, msg.position.z = (float(v) for v in home)
         msg.orientation = _yaw_quaternion(0.0)
         self.home_pub.publish(msg)
+
+    def _publish_mission(self, stamp):
+        model = self.model
+        while model.mission_reached:
+            seq = model.mission_reached.popleft()
+            self.reached_pub.publish(WaypointReached(header=self._header(stamp), wp_seq=seq))
+        if model.mission_changed:
+            model.mission_changed = False
+            waypoints = []
+            for item in model.mission:
+                raw = item.raw
+                waypoints.append(Waypoint(
+                    frame=raw.frame, command=raw.command, is_current=item.seq == model.mission_seq,
+                    autocontinue=raw.autocontinue, param1=raw.param1, param2=raw.param2, param3=raw.param3,
+                    param4=raw.param4, x_lat=raw.x_lat, y_long=raw.y_long, z_alt=raw.z_alt))
+            self.waypoints_pub.publish(WaypointList(current_seq=model.mission_seq, waypoints=waypoints))
 
     def _publish_events(self, stamp):
         while self.model.events:
@@ -222,6 +433,19 @@ class SimulatedVehicle:
                 log.warning(line)
             else:
                 log.info(line)
+
+    def ground_truth(self) -> GroundTruthVehicle:
+        model = self.model
+        e, n, u = model.position
+        lat, lon, alt = self.frame.to_geodetic(float(e), float(n), float(u))
+        truth = GroundTruthVehicle(vehicle_id=self.vehicle_id, height_above_ground_m=float(u), heading=model.yaw,
+                                   gimbal_pitch_deg=model.gimbal.pitch, gimbal_roll_deg=model.gimbal.roll,
+                                   gimbal_yaw_deg=model.gimbal.yaw, armed=model.armed, airborne=model.airborne,
+                                   mode=model.mode, battery_fraction=float(model.battery_fraction),
+                                   link_up=model.link_up, gps_ok=model.gps_ok)
+        truth.position.latitude, truth.position.longitude, truth.position.altitude = float(lat), float(lon), float(alt)
+        truth.velocity.x, truth.velocity.y, truth.velocity.z = (float(v) for v in model.velocity)
+        return truth
 
 
 class SimulatorNode(Node):
@@ -238,6 +462,15 @@ class SimulatorNode(Node):
             Param("position_rate_hz", 5.0, "global/local position and velocity rate", 0.5, 100.0),
             Param("battery_rate_hz", 1.0, "BatteryState rate", 0.1, 50.0),
             Param("home_rate_hz", 0.5, "HomePosition rate, as PX4 streams HOME_POSITION", 0.1, 10.0),
+            Param("ground_truth_rate_hz", 10.0, "rate of /sim/ground_truth/* (for the camera and evaluation)",
+                  0.5, 100.0),
+            Param("mavros_connection_timeout_s", 10.0, "heartbeat silence after which MAVROS reports "
+                  "State.connected false (MAVROS conn/timeout)", 0.5, 120.0),
+            Param("vehicle_overrides", [], "per-vehicle differences from the vehicle.* parameters, as "
+                  "VEHICLE.FIELD=VALUE, e.g. uav9.initial_battery_fraction=0.4"),
+            Param("geofence_file", "", "GeoJSON whose polygons (united) are every vehicle's inclusion fence, as "
+                  "if uploaded to PX4; empty: distance and height limits only"),
+            Param("scenario_file", "", "scenario whose faults: list the simulator injects on schedule"),
             Param("wait_for_clock_subscribers", 0, "hold sim time at zero until this many /clock "
                   "subscribers are up, so that a graph starts together", 0, 10000),
             Param("stream_sync_s", 0.3, "hold sim time while a vehicle in OFFBOARD has had no setpoint for "
@@ -251,9 +484,25 @@ class SimulatorNode(Node):
         fleet = load_fleet(self.params.fleet_file)
         config = MultirotorConfig(**{f.name: getattr(self.params, f"vehicle_{f.name}")
                                      for f in dataclasses.fields(MultirotorConfig)})
-        self.vehicles = [SimulatedVehicle(self, fleet, vehicle_id, config,
+        overrides = parse_overrides([e for e in self.params.vehicle_overrides if e], fleet.vehicles)
+        self.vehicles = [SimulatedVehicle(self, fleet, vehicle_id, index,
+                                          with_overrides(config, overrides.get(vehicle_id, {})),
                                           self.params.mavros_namespace, self.params)
-                         for vehicle_id in fleet.vehicles]
+                         for index, vehicle_id in enumerate(fleet.vehicles)]
+        self._by_id = {v.vehicle_id: v for v in self.vehicles}
+        if self.params.geofence_file:
+            fence = unary_union([area.geometry for area in load_areas(self.params.geofence_file)])
+            if fence.geom_type != "Polygon":
+                raise ValueError(f"{self.params.geofence_file}: the fence must be one connected polygon")
+            for vehicle in self.vehicles:
+                vehicle.set_fence(fence)
+        scenario = load_yaml(self.params.scenario_file, ValueError, "scenario") if self.params.scenario_file else {}
+        self.fault_timeline = faults.FaultTimeline(faults.parse_schedule(
+            (scenario or {}).get("faults"), self._by_id, f"{self.params.scenario_file}: faults"))
+        self.ground_truth_schedule = _Schedule(self.params.ground_truth_rate_hz)
+        self.ground_truth_pub = self.create_publisher(GroundTruthVehicles, "/sim/ground_truth/vehicles",
+                                                      qos.RELIABLE)
+        self.create_service(InjectFault, "/sim/inject_fault", self._on_inject_fault)
         self.pacer = Pacer(self.params.clock_period_s, self.params.speed)
         self.physics_dt = self.params.clock_period_s / self.params.physics_substeps
         self.sim_now = 0.0
@@ -296,8 +545,30 @@ class SimulatorNode(Node):
         stamp = Time(sec=now_ns // 1_000_000_000, nanosec=now_ns % 1_000_000_000)
         self.clock_pub.publish(ClockMsg(clock=stamp))
         now = now_ns * 1e-9
+        for command in self.fault_timeline.due(now):
+            self._inject(command)
         for vehicle in self.vehicles:
             vehicle.publish(now, stamp)
+        if self.ground_truth_schedule.due(now):
+            self.ground_truth_pub.publish(GroundTruthVehicles(
+                header=Header(stamp=stamp, frame_id="map"), vehicles=[v.ground_truth() for v in self.vehicles]))
+
+    def _inject(self, command: faults.FaultCommand) -> str:
+        """Apply a fault command; raises FaultError if it names no vehicle, fault or mode."""
+        faults.check(command, self._by_id)
+        done = faults.apply(self._by_id[command.vehicle_id].model, command, self.sim_now)
+        self.get_logger().warning(f"[{command.vehicle_id}] fault injected: {done}")
+        return done
+
+    def _on_inject_fault(self, request, response):
+        command = faults.FaultCommand(request.vehicle_id, request.fault, bool(request.active), request.argument,
+                                      float(request.value))
+        try:
+            response.message = self._inject(command)
+            response.success = True
+        except faults.FaultError as err:
+            response.success, response.message = False, str(err)
+        return response
 
     def _waiting_for_graph(self) -> bool:
         """Hold sim time until the expected /clock subscribers have matched the publisher.

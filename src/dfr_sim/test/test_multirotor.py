@@ -3,48 +3,15 @@ import math
 
 import numpy as np
 import pytest
+from model_harness import DT, Clock, enter_offboard, events, run, take_off
 
 from dfr_common import px4
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
-
-DT = 0.05
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-
-def run(model: Multirotor, clock: Clock, seconds: float, setpoint=None, velocity=None, rate_hz=10.0):
-    """Step the model; stream a setpoint at rate_hz if one is given."""
-    next_setpoint = clock.now
-    for _ in range(int(round(seconds / DT))):
-        if (setpoint is not None or velocity is not None) and clock.now >= next_setpoint - 1e-9:
-            model.setpoint(clock.now, position=setpoint, velocity=velocity)
-            next_setpoint += 1.0 / rate_hz
-        clock.now += DT
-        model.step(clock.now, DT)
-
-
-def events(model):
-    return [e.text for e in model.events]
 
 
 @pytest.fixture
 def vehicle():
     return Multirotor("uav1", MultirotorConfig(), ground_amsl_m=30.0), Clock()
-
-
-def take_off(model, clock, hover_s=6.0):
-    assert model.arm(True, clock.now) == (True, px4.MAV_RESULT_ACCEPTED)
-    assert model.takeoff(clock.now, math.nan) == (True, px4.MAV_RESULT_ACCEPTED)
-    run(model, clock, hover_s)
-
-
-def enter_offboard(model, clock, height=10.0):
-    """Stream a hold setpoint for a second, then switch to OFFBOARD, as a well-behaved client does."""
-    run(model, clock, 1.0, setpoint=(0.0, 0.0, height))
-    model.set_mode(px4.OFFBOARD, clock.now)
 
 
 def test_boots_in_hold_on_the_ground_disarmed(vehicle):
@@ -259,7 +226,7 @@ def test_return_to_launch_climbs_to_sixty_metres_flies_home_and_lands(vehicle):
 
 
 def test_battery_drains_in_flight_and_the_critical_level_returns_home():
-    config = MultirotorConfig(hover_endurance_s=200.0)
+    config = MultirotorConfig(battery_capacity_wh=200.0 * 150.0 / 3600.0)
     model, clock = Multirotor("uav1", config, battery_fraction=0.2), Clock()
     take_off(model, clock)
     enter_offboard(model, clock, 20.0)
@@ -275,7 +242,7 @@ def test_battery_drains_in_flight_and_the_critical_level_returns_home():
 
 
 def test_emergency_battery_lands_where_it_is():
-    config = MultirotorConfig(hover_endurance_s=100.0)
+    config = MultirotorConfig(battery_capacity_wh=100.0 * 150.0 / 3600.0)
     model, clock = Multirotor("uav1", config, battery_fraction=0.12), Clock()
     take_off(model, clock)
     model.set_mode(px4.AUTO_LOITER, clock.now)

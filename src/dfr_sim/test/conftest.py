@@ -1,0 +1,5 @@
+"""Tests of dfr_sim import their shared model harness from this directory."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
