@@ -39,7 +39,8 @@ def launch_setup(context):
                  fleet_file=config_path(LaunchConfiguration("fleet").perform(context)),
                  scenario_file=config_path(LaunchConfiguration("scenario").perform(context)),
                  output_dir=Path(output_dir) if output_dir else make_run_dir(REPO / "runs"),
-                 speed=float(LaunchConfiguration("speed").perform(context)))
+                 speed=float(LaunchConfiguration("speed").perform(context)),
+                 world_file=config_path(LaunchConfiguration("world").perform(context)))
     actions = []
     for spec in sim_graph(run):
         node = Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
@@ -60,6 +61,8 @@ def generate_launch_description():
                               description="fleet file, relative to config/ or absolute"),
         DeclareLaunchArgument("scenario", default_value="scenarios/foundation_single_call.yaml",
                               description="scenario file, relative to config/ or absolute"),
+        DeclareLaunchArgument("world", default_value="world/islington.geojson",
+                              description="street map of the ground actors, relative to config/ or absolute"),
         DeclareLaunchArgument("speed", default_value="10.0", description="sim seconds per wall second"),
         DeclareLaunchArgument("output_dir", default_value="",
                               description="where metrics.json goes; default runs/<timestamp>, with runs/latest"),

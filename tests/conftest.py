@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-PARAM_FILES = ("sim.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml")
+PARAM_FILES = ("sim.yaml", "camera.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml")
 
 
 class InProcessGraph:

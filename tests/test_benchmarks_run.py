@@ -20,5 +20,7 @@ def test_every_benchmark_runs_on_a_tiny_size(bench):
     assert bench.bench_simulator_node(2, seconds=0.5)["real_time_factor"] > 0
     assert bench.bench_mission_sequencer(updates=20)["mean_us"] > 0
     assert bench.bench_call_validation(calls=20)["calls_per_s"] > 0
+    assert bench.bench_camera_islington(frames=3, width=64, height=48)["down_fps"] > 0
     assert set(bench.BENCHMARKS) == {"vehicle_model_9", "vehicle_model_50", "simulator_node_9_vehicles",
-                                     "simulator_node_50_vehicles", "mission_sequencer_update", "call_validation"}
+                                     "simulator_node_50_vehicles", "mission_sequencer_update", "call_validation",
+                                     "camera_islington_640x480", "camera_synthetic_10km_640x480"}

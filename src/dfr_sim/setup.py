@@ -16,5 +16,5 @@ setup(
     maintainer_email="maintainers@dfr.invalid",
     description="PX4-like multirotors behind MAVROS's ROS 2 interface, and /clock.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["sim_node = dfr_sim.sim_node:main"]},
+    entry_points={"console_scripts": ["sim_node = dfr_sim.sim_node:main", "camera_node = dfr_sim.camera_node:main"]},
 )

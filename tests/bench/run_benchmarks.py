@@ -143,6 +143,49 @@ def bench_call_validation(calls: int = 20000) -> dict:
     return {"calls": calls, "calls_per_s": calls / elapsed}
 
 
+def bench_camera_islington(frames: int = 60, width: int = 640, height: int = 480) -> dict:
+    """Frames per second one drone's camera renders over the Islington map, with the evening's traffic.
+
+    The node's own path: the street map with generated buildings as texture, actors from the
+    ground actor model, a drone crossing the borough at 60 m and 15 m/s, the gimbal down (on
+    scene), oblique (tracking) and level (transit, as the camera policy asks).
+    """
+    from dfr_common.fleet import load_fleet
+    from dfr_sim.camera_node import ground_texture_of
+    from dfr_sim.camera_renderer import CameraModel, CameraRenderer, gimbal_to_world_rotation
+    from dfr_sim.ground_actors import BackgroundTraffic, GroundActors
+    from dfr_sim.ground_world import load_world
+
+    frame = load_fleet(CONFIG / "fleet" / "islington.yaml").site_frame()
+    start = time.perf_counter()
+    street_map = load_world(str(CONFIG / "world" / "islington.geojson"), frame, with_buildings=True, seed=1)
+    renderer = CameraRenderer(ground_texture_of(street_map, 1, 0.25), CameraModel(width, height, math.radians(80)))
+    setup_s = time.perf_counter() - start
+    actors = GroundActors(street_map, [], BackgroundTraffic(cars=40, pedestrians=60, seed=7), seed=1)
+    for step in range(50):
+        actors.step(step * 0.1, 0.1)
+    states = actors.states()
+    result = {"width": width, "height": height, "frames": frames, "actors": len(states), "setup_s": setup_s,
+              "buildings": len(street_map.buildings)}
+    for view, pitch in (("down", -90.0), ("oblique", -30.0), ("level", 0.0)):
+        times = []
+        for k in range(frames):
+            position = (-800.0 + 15.0 * 0.2 * k, 200.0, 60.0)        # 5 Hz frames at 15 m/s
+            start = time.perf_counter()
+            renderer.render(position, gimbal_to_world_rotation(0.0, pitch), states)
+            times.append(time.perf_counter() - start)
+        result[f"{view}_fps"] = 1.0 / statistics.fmean(times[1:])
+        result[f"{view}_p99_ms"] = float(np.percentile(times[1:], 99) * 1e3)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def bench_camera_synthetic_10km(frames: int = 100) -> dict:
+    """The renderer alone over a 10 km x 10 km synthetic town: its memory bound and speed."""
+    from dfr_sim.camera_bench import benchmark_render
+    return benchmark_render(frames=frames)
+
+
 BENCHMARKS = {
     "vehicle_model_9": lambda: bench_vehicle_model(9),
     "vehicle_model_50": lambda: bench_vehicle_model(50),
@@ -150,6 +193,8 @@ BENCHMARKS = {
     "simulator_node_50_vehicles": lambda: bench_simulator_node(50),
     "mission_sequencer_update": bench_mission_sequencer,
     "call_validation": bench_call_validation,
+    "camera_islington_640x480": bench_camera_islington,
+    "camera_synthetic_10km_640x480": bench_camera_synthetic_10km,
 }
 
 

@@ -33,10 +33,15 @@ class SimRun:
     scenario_file: Path
     output_dir: Path
     speed: float = 10.0
+    world_file: Path | None = None             # street map of the ground actors; None: config/world/islington
+
+    @property
+    def world(self) -> Path:
+        return self.world_file or self.config_dir / "world" / "islington.geojson"
 
 
 def sim_graph(run: SimRun) -> list[NodeSpec]:
-    """Simulator, intake, dispatch, one bridge per vehicle, the scenario feed and the recorder."""
+    """Simulator, intake, dispatch, one bridge per vehicle, the cameras, the scenario feed and the recorder."""
     sim_time = {"use_sim_time": True}
     fleet = load_fleet(run.fleet_file)
     on_sim_time = [
@@ -47,6 +52,8 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
         *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml",),
                    {**sim_time, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id})
           for vehicle in fleet.vehicles.values()),
+        NodeSpec("dfr_sim", "camera_node", "camera", "/", ("camera.yaml",),
+                 {**sim_time, "fleet_file": str(run.fleet_file), "world_file": str(run.world)}),
         NodeSpec("dfr_intake", "scenario_feed", "scenario_feed", "/dfr", (),
                  {**sim_time, "scenario_file": str(run.scenario_file)}),
         NodeSpec("dfr_bringup", "run_recorder", "run_recorder", "/dfr", ("run_recorder.yaml",),
@@ -56,5 +63,7 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
     # Sim time starts once every other node is up and listening to /clock.
     simulator = NodeSpec("dfr_sim", "sim_node", "sim", "/", ("sim.yaml",),
                          {"fleet_file": str(run.fleet_file), "speed": float(run.speed),
+                          "scenario_file": str(run.scenario_file), "world_file": str(run.world),
+                          "geofence_file": str(run.config_dir / "airspace" / "operating_area.geojson"),
                           "wait_for_clock_subscribers": len(on_sim_time)})
     return [simulator, *on_sim_time]

@@ -162,6 +162,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fleet", default="fleet/islington.yaml", help="fleet file, relative to the config dir")
     parser.add_argument("--scenario", default="scenarios/foundation_single_call.yaml",
                         help="scenario file, relative to the config dir")
+    parser.add_argument("--world", default="world/islington.geojson",
+                        help="street map the ground actors move on, relative to the config dir")
     parser.add_argument("--speed", type=float, default=10.0, help="sim seconds per wall second")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are made")
     parser.add_argument("--param", action="append", default=[], metavar="NODE:NAME=VALUE",
@@ -173,7 +175,8 @@ def main(argv=None) -> int:
     config_dir = args.config_dir.resolve()
     run_dir = make_run_dir(args.runs_dir.resolve())
     run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
-                 scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed)
+                 scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed,
+                 world_file=config_dir / args.world)
     specs = apply_overrides(sim_graph(run), args.param)
     (run_dir / "graph.json").write_text(json.dumps(
         [{"node": s.fully_qualified_name, "package": s.package, "executable": s.executable,

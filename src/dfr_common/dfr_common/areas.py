@@ -5,13 +5,14 @@ Point(longitude, latitude) throughout.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from shapely.errors import ShapelyError
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
+
+from dfr_common.config_file import load_json
 
 
 class AreaError(ValueError):
@@ -31,12 +32,7 @@ class Area:
 def load_areas(path) -> list[Area]:
     """Every Polygon or MultiPolygon feature of a GeoJSON FeatureCollection."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise AreaError(f"cannot read {path}: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise AreaError(f"{path}: not valid JSON: {err}") from err
+    data = load_json(path, AreaError, "area file")
     features = data.get("features") if isinstance(data, dict) else None
     if not isinstance(features, list):
         raise AreaError(f"{path}: expected a GeoJSON FeatureCollection")

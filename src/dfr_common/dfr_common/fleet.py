@@ -11,8 +11,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from dfr_common.config_file import load_yaml
 from dfr_common.geodesy import GeoPoint, LocalFrame
-from dfr_common.yaml_file import load_yaml
 
 
 class FleetConfigError(ValueError):
@@ -60,6 +60,11 @@ class Fleet:
         base = self.bases[base_id]
         return GeoPoint(base.latitude, base.longitude,
                         self.site.ellipsoid_height(self.site.ground_amsl_m))
+
+    def site_frame(self) -> LocalFrame:
+        """The one ENU frame of the whole site (the first base's ground point), shared by every node
+        that works in site metres: the ground world, its actors, the cameras."""
+        return LocalFrame(self.base_ground_point(next(iter(self.bases))))
 
     def vehicle_home(self, vehicle_id: str) -> GeoPoint:
         """The vehicle's dock on the ground, WGS 84 with ellipsoid altitude."""

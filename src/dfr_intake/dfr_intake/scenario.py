@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfr_common.yaml_file import load_yaml
+from dfr_common.config_file import load_yaml
 
 
 class ScenarioError(ValueError):

@@ -29,15 +29,21 @@ class GimbalLimits:
 
 
 def angles_to_point(position_enu, heading_enu_rad: float, target_enu) -> tuple[float, float]:
-    """(pitch, yaw) in MOUNT degrees that aim a camera at `position_enu` on `target_enu`."""
-    offset = np.asarray(target_enu, dtype=float) - np.asarray(position_enu, dtype=float)
+    """(pitch, yaw) in MOUNT degrees that aim a camera at `position_enu` on `target_enu`.
+
+    A two-element target is on the ground. Straight below, the yaw is 0.
+    """
+    target = np.asarray(target_enu, dtype=float).reshape(-1)
+    if target.size == 2:
+        target = np.append(target, 0.0)
+    offset = target - np.asarray(position_enu, dtype=float).reshape(-1)[:3]
     horizontal = math.hypot(offset[0], offset[1])
     pitch = math.degrees(math.atan2(offset[2], horizontal))
-    if horizontal < 1e-6:
+    if horizontal < 1e-9:
         return pitch, 0.0
     bearing_enu = math.atan2(offset[1], offset[0])
-    yaw = math.degrees(heading_enu_rad - bearing_enu)    # ENU angles run left; MOUNT yaw runs right
-    return pitch, (yaw + 180.0) % 360.0 - 180.0
+    yaw = (math.degrees(heading_enu_rad - bearing_enu) + 180.0) % 360.0 - 180.0   # ENU runs left, MOUNT right
+    return pitch, (180.0 if yaw == -180.0 else yaw)
 
 
 def _clamp(value: float, limit: float) -> float:

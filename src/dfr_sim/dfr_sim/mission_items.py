@@ -102,6 +102,16 @@ def to_local(items: list[RawItem], to_enu: Callable[[float, float], tuple[float,
     return local
 
 
+def upload_refusal(item: MissionItem) -> str:
+    """Why PX4's mission protocol refuses this item during the upload (MAV_MISSION_UNSUPPORTED...)."""
+    raw = item.raw
+    if item.command not in NAV_COMMANDS | DO_COMMANDS:
+        return f"item {item.seq}: unsupported command {item.command}"
+    if raw.frame not in AMSL_FRAMES | RELATIVE_FRAMES | {FRAME_MISSION}:
+        return f"item {item.seq}: unsupported frame {raw.frame}"
+    return ""
+
+
 def problems(items: list[MissionItem], max_height_m: float) -> list[str]:
     """Why PX4's mission feasibility check would refuse this mission; empty if it would fly it."""
     found = []

@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
 from dfr_common import px4
+from dfr_common.documented import documented
 from dfr_sim import mission_items as mi
 from dfr_sim.disturbances import GpsError, Wind
 from dfr_sim.gimbal import Gimbal, GimbalLimits
@@ -28,80 +29,73 @@ def _point(enu) -> shapely.Point:
     return shapely.Point(float(enu[0]), float(enu[1]))
 
 
-def _limit_param(default, doc, lo, hi):
-    """A config field that the simulator node exposes as a parameter with this range."""
-    return field(default=default, metadata={"doc": doc, "min": lo, "max": hi})
-
-
 @dataclass
 class MultirotorConfig:
     """Airframe limits and the PX4 parameters the model honours (PX4 defaults unless noted)."""
 
-    max_speed_m_s: float = _limit_param(12.0, "horizontal speed limit (MPC_XY_VEL_MAX)", 0.5, 40.0)
-    max_climb_m_s: float = _limit_param(3.0, "climb rate limit (MPC_Z_VEL_MAX_UP)", 0.5, 10.0)
-    max_descent_m_s: float = _limit_param(1.5, "descent rate limit (MPC_Z_VEL_MAX_DN)", 0.3, 10.0)
-    max_accel_m_s2: float = _limit_param(3.0, "acceleration limit (MPC_ACC_HOR)", 0.5, 15.0)
-    takeoff_speed_m_s: float = _limit_param(1.5, "take-off climb rate (MPC_TKO_SPEED)", 0.3, 5.0)
-    land_speed_m_s: float = _limit_param(0.7, "final landing descent rate (MPC_LAND_SPEED)", 0.2, 3.0)
-    land_slowdown_alt_m: float = _limit_param(10.0, "height below which landing slows (MPC_LAND_ALT1)",
+    max_speed_m_s: float = documented(12.0, "horizontal speed limit (MPC_XY_VEL_MAX)", 0.5, 40.0)
+    max_climb_m_s: float = documented(3.0, "climb rate limit (MPC_Z_VEL_MAX_UP)", 0.5, 10.0)
+    max_descent_m_s: float = documented(1.5, "descent rate limit (MPC_Z_VEL_MAX_DN)", 0.3, 10.0)
+    max_accel_m_s2: float = documented(3.0, "acceleration limit (MPC_ACC_HOR)", 0.5, 15.0)
+    takeoff_speed_m_s: float = documented(1.5, "take-off climb rate (MPC_TKO_SPEED)", 0.3, 5.0)
+    land_speed_m_s: float = documented(0.7, "final landing descent rate (MPC_LAND_SPEED)", 0.2, 3.0)
+    land_slowdown_alt_m: float = documented(10.0, "height below which landing slows (MPC_LAND_ALT1)",
                                               1.0, 50.0)
-    takeoff_alt_m: float = _limit_param(2.5, "take-off height for a NaN altitude (MIS_TAKEOFF_ALT)",
+    takeoff_alt_m: float = documented(2.5, "take-off height for a NaN altitude (MIS_TAKEOFF_ALT)",
                                         1.0, 120.0)
-    rtl_return_alt_m: float = _limit_param(60.0, "return height above home (RTL_RETURN_ALT)", 5.0, 120.0)
-    rtl_descend_alt_m: float = _limit_param(30.0, "height to descend to before landing on return "
+    rtl_return_alt_m: float = documented(60.0, "return height above home (RTL_RETURN_ALT)", 5.0, 120.0)
+    rtl_descend_alt_m: float = documented(30.0, "height to descend to before landing on return "
                                                   "(RTL_DESCEND_ALT)", 2.0, 120.0)
-    rtl_speed_m_s: float = _limit_param(5.0, "horizontal speed of automatic legs (MPC_XY_CRUISE)",
+    rtl_speed_m_s: float = documented(5.0, "horizontal speed of automatic legs (MPC_XY_CRUISE)",
                                         0.5, 40.0)
-    acceptance_radius_m: float = _limit_param(1.0, "distance at which an automatic leg counts as reached",
+    acceptance_radius_m: float = documented(1.0, "distance at which an automatic leg counts as reached",
                                               0.1, 20.0)
-    disarm_preflight_s: float = _limit_param(10.0, "disarm if armed and not taken off for this long "
+    disarm_preflight_s: float = documented(10.0, "disarm if armed and not taken off for this long "
                                                    "(COM_DISARM_PRFLT)", 1.0, 60.0)
-    disarm_land_s: float = _limit_param(2.0, "disarm this long after landing (COM_DISARM_LAND)", 0.1, 20.0)
-    land_detect_s: float = _limit_param(1.0, "ground contact time that counts as landed (LNDMC_TRIG_TIME)",
+    disarm_land_s: float = documented(2.0, "disarm this long after landing (COM_DISARM_LAND)", 0.1, 20.0)
+    land_detect_s: float = documented(1.0, "ground contact time that counts as landed (LNDMC_TRIG_TIME)",
                                         0.1, 5.0)
-    offboard_loss_timeout_s: float = _limit_param(1.0, "setpoint silence that ends offboard (COM_OF_LOSS_T)",
+    offboard_loss_timeout_s: float = documented(1.0, "setpoint silence that ends offboard (COM_OF_LOSS_T)",
                                                   0.1, 10.0)
-    offboard_min_rate_hz: float = _limit_param(2.0, "setpoint rate needed for offboard", 0.5, 50.0)
-    offboard_loss_mode: str = field(default=px4.POSCTL, metadata={
-        "doc": "mode taken when offboard setpoints stop (COM_OBL_RC_ACT); a pilot mode without RC "
-               "falls back to AUTO.RTL"})
-    rc_available: bool = field(default=True, metadata={
-        "doc": "the pilot's remote control is connected, so pilot modes can run"})
-    battery_capacity_wh: float = _limit_param(100.0, "usable battery energy", 5.0, 5000.0)
-    hover_power_w: float = _limit_param(150.0, "electrical power to hover in still air", 10.0, 10000.0)
-    speed_drain_factor: float = _limit_param(0.3, "extra power at full airspeed, as a fraction of hover power",
+    offboard_min_rate_hz: float = documented(2.0, "setpoint rate needed for offboard", 0.5, 50.0)
+    offboard_loss_mode: str = documented(px4.POSCTL, "mode taken when offboard setpoints stop (COM_OBL_RC_ACT); "
+                                                     "a pilot mode without RC falls back to AUTO.RTL")
+    rc_available: bool = documented(True, "the pilot's remote control is connected, so pilot modes can run")
+    battery_capacity_wh: float = documented(100.0, "usable battery energy", 5.0, 5000.0)
+    hover_power_w: float = documented(150.0, "electrical power to hover in still air", 10.0, 10000.0)
+    speed_drain_factor: float = documented(0.3, "extra power at full airspeed, as a fraction of hover power",
                                              0.0, 5.0)
-    climb_power_w_per_m_s: float = _limit_param(20.0, "extra power per m/s of climb", 0.0, 1000.0)
-    idle_drain_fraction: float = _limit_param(0.05, "power when armed on the ground, as a fraction of hover",
+    climb_power_w_per_m_s: float = documented(20.0, "extra power per m/s of climb", 0.0, 1000.0)
+    idle_drain_fraction: float = documented(0.05, "power when armed on the ground, as a fraction of hover",
                                               0.0, 1.0)
-    battery_cells: int = _limit_param(4, "series cells of the LiPo pack, for the reported voltage", 1, 14)
-    initial_battery_fraction: float = _limit_param(1.0, "battery level at start", 0.0, 1.0)
-    battery_low: float = _limit_param(0.15, "low battery level (BAT_LOW_THR)", 0.05, 0.5)
-    battery_critical: float = _limit_param(0.07, "critical battery level (BAT_CRIT_THR)", 0.03, 0.3)
-    battery_emergency: float = _limit_param(0.05, "emergency battery level (BAT_EMERGEN_THR)", 0.01, 0.2)
-    low_battery_action: int = _limit_param(3, "COM_LOW_BAT_ACT: 0 warn, 2 land, 3 return at critical "
+    battery_cells: int = documented(4, "series cells of the LiPo pack, for the reported voltage", 1, 14)
+    initial_battery_fraction: float = documented(1.0, "battery level at start", 0.0, 1.0)
+    battery_low: float = documented(0.15, "low battery level (BAT_LOW_THR)", 0.05, 0.5)
+    battery_critical: float = documented(0.07, "critical battery level (BAT_CRIT_THR)", 0.03, 0.3)
+    battery_emergency: float = documented(0.05, "emergency battery level (BAT_EMERGEN_THR)", 0.01, 0.2)
+    low_battery_action: int = documented(3, "COM_LOW_BAT_ACT: 0 warn, 2 land, 3 return at critical "
                                               "and land at emergency", 0, 3)
-    position_gain: float = _limit_param(1.0, "proportional gain of the position controller, 1/s", 0.1, 10.0)
-    estimator_ready_s: float = _limit_param(3.0, "time after boot before the estimator allows arming", 0.0, 120.0)
-    datalink_loss_timeout_s: float = _limit_param(10.0, "link silence before the data-link failsafe "
+    position_gain: float = documented(1.0, "proportional gain of the position controller, 1/s", 0.1, 10.0)
+    estimator_ready_s: float = documented(3.0, "time after boot before the estimator allows arming", 0.0, 120.0)
+    datalink_loss_timeout_s: float = documented(10.0, "link silence before the data-link failsafe "
                                                         "(COM_DL_LOSS_T)", 1.0, 300.0)
-    datalink_loss_action: int = _limit_param(2, "NAV_DLL_ACT: 0 disabled, 1 hold, 2 return, 3 land", 0, 3)
-    geofence_action: int = _limit_param(3, "GF_ACTION: 0 none, 1 warning, 2 hold, 3 return, 5 land", 0, 5)
-    geofence_max_horizontal_m: float = _limit_param(0.0, "largest distance from home (GF_MAX_HOR_DIST); "
+    datalink_loss_action: int = documented(0, "NAV_DLL_ACT: 0 disabled, 1 hold, 2 return, 3 land", 0, 3)
+    geofence_action: int = documented(2, "GF_ACTION: 0 none, 1 warning, 2 hold, 3 return, 5 land", 0, 5)
+    geofence_max_horizontal_m: float = documented(0.0, "largest distance from home (GF_MAX_HOR_DIST); "
                                                          "0 disables", 0.0, 100000.0)
-    geofence_max_vertical_m: float = _limit_param(0.0, "largest height above home (GF_MAX_VER_DIST); "
+    geofence_max_vertical_m: float = documented(0.0, "largest height above home (GF_MAX_VER_DIST); "
                                                        "0 disables", 0.0, 10000.0)
-    wind_east_m_s: float = _limit_param(0.0, "mean wind towards the east", -30.0, 30.0)
-    wind_north_m_s: float = _limit_param(0.0, "mean wind towards the north", -30.0, 30.0)
-    wind_gust_m_s: float = _limit_param(0.0, "standard deviation of gusts", 0.0, 15.0)
-    wind_gust_time_s: float = _limit_param(4.0, "correlation time of gusts", 0.1, 600.0)
-    gps_noise_m: float = _limit_param(0.0, "standard deviation of the horizontal position error", 0.0, 50.0)
-    gps_noise_vertical_m: float = _limit_param(0.0, "standard deviation of the altitude error", 0.0, 50.0)
-    gps_noise_time_s: float = _limit_param(30.0, "correlation time of the position error", 0.1, 3600.0)
-    gimbal_slew_deg_s: float = _limit_param(90.0, "gimbal slew rate", 1.0, 1000.0)
-    gimbal_pitch_min_deg: float = _limit_param(-90.0, "lowest gimbal pitch (-90 is straight down)", -120.0, 0.0)
-    gimbal_pitch_max_deg: float = _limit_param(30.0, "highest gimbal pitch", 0.0, 90.0)
-    seed: int = _limit_param(1, "random seed of wind and GPS error; each vehicle adds its index", 0, 2**31 - 1)
+    wind_east_m_s: float = documented(0.0, "mean wind towards the east", -30.0, 30.0)
+    wind_north_m_s: float = documented(0.0, "mean wind towards the north", -30.0, 30.0)
+    wind_gust_m_s: float = documented(0.0, "standard deviation of gusts", 0.0, 15.0)
+    wind_gust_time_s: float = documented(4.0, "correlation time of gusts", 0.1, 600.0)
+    gps_noise_m: float = documented(0.0, "standard deviation of the horizontal position error", 0.0, 50.0)
+    gps_noise_vertical_m: float = documented(0.0, "standard deviation of the altitude error", 0.0, 50.0)
+    gps_noise_time_s: float = documented(30.0, "correlation time of the position error", 0.1, 3600.0)
+    gimbal_slew_deg_s: float = documented(90.0, "gimbal slew rate", 1.0, 1000.0)
+    gimbal_pitch_min_deg: float = documented(-90.0, "lowest gimbal pitch (-90 is straight down)", -120.0, 0.0)
+    gimbal_pitch_max_deg: float = documented(30.0, "highest gimbal pitch", 0.0, 90.0)
+    seed: int = documented(1, "random seed of wind and GPS error; each vehicle adds its index", 0, 2**31 - 1)
 
     @property
     def hover_endurance_s(self) -> float:
@@ -170,6 +164,7 @@ class Multirotor:
         self._mission_speed: float | None = None
         self._item_arrived_at: float | None = None
         self._mission_climb: np.ndarray | None = None
+        self._item_reported = -1                                 # the seq last reported reached
 
         self._mode_before_arming = px4.AUTO_LOITER
         self._armed_at = 0.0
@@ -323,7 +318,16 @@ class Multirotor:
             yaw, None if yaw is not None else yaw_rate)
 
     def push_mission(self, items: list[mi.MissionItem], start_index: int, now: float) -> bool:
-        """mission/push: the whole mission, or a partial update from `start_index`."""
+        """mission/push: the whole mission, or a partial update from `start_index`.
+
+        As PX4's mission protocol does, an item with a command or frame PX4 does not know is
+        refused during the upload, and the mission held before is kept.
+        """
+        for item in items:
+            refusal = mi.upload_refusal(item)
+            if refusal:
+                self.say(now, "critical", f"IGN MISSION_ITEM: Invalid item ({refusal})")
+                return False
         if start_index > len(self.mission):
             self.say(now, "critical", f"Mission upload refused: start index {start_index} past the mission's end")
             return False
@@ -357,6 +361,7 @@ class Multirotor:
             return False
         self.mission_seq = seq
         self._item_arrived_at = None
+        self._item_reported = -1
         self.mission_changed = True
         return True
 
@@ -411,12 +416,12 @@ class Multirotor:
         """Why PX4 would not switch to `mode` now; empty when it would."""
         if mode in self.refused_modes:
             return "mode unavailable"
+        if not self.armed:
+            return ""   # PX4 takes any mode change while disarmed, and refuses arming instead
         if mode == px4.AUTO_MISSION:
             found = mi.problems(self.mission, self._ceiling())
             if found:
                 return "; ".join(found[:3])
-        if not self.armed:
-            return ""   # PX4 takes any mode change while disarmed
         if mode == px4.OFFBOARD and not self.offboard_stream_ready(now):
             return "no offboard signal"
         if mode in px4.PILOT_MODES and not self.config.rc_available:
@@ -656,11 +661,15 @@ class Multirotor:
                 return self._towards(target, self._cruise())
             self._item_arrived_at = now
             self._hold_point = target
-            self._reached(item, now)
+        # As PX4's MissionBlock: an item is reached once its hold or loiter time is over (never, for
+        # an unlimited loiter); the mission then moves on only if the item continues automatically.
         hold_s = {mi.NAV_WAYPOINT: item.param1, mi.NAV_LOITER_TIME: item.param1,
                   mi.NAV_LOITER_UNLIM: math.inf}.get(item.command, 0.0)
-        if now - self._item_arrived_at >= hold_s and item.autocontinue:
-            self._next_item(now)
+        if now - self._item_arrived_at >= hold_s:
+            if self._item_reported != item.seq:
+                self._reached(item, now)
+            if item.autocontinue:
+                self._next_item(now)
         return self._towards(self._hold_point, cfg.max_speed_m_s)
 
     def _cruise(self) -> float:
@@ -679,11 +688,13 @@ class Multirotor:
         self._reached(item, now)
 
     def _reached(self, item: mi.MissionItem, now: float) -> None:
+        self._item_reported = item.seq
         self.mission_reached.append(item.seq)
         self.say(now, "info", f"Mission item {item.seq} reached")
 
     def _next_item(self, now: float) -> None:
         self._item_arrived_at = None
+        self._item_reported = -1
         self.mission_seq += 1
         self.mission_changed = True
         if self.mission_seq >= len(self.mission):
@@ -803,6 +814,9 @@ class Multirotor:
                 self._landed = True
                 self._landed_at = now
                 self.say(now, "info", "Landing detected")
+                if self.mode == px4.AUTO_MISSION and self.mission_seq < len(self.mission) and \
+                        self.mission[self.mission_seq].command == mi.NAV_LAND:
+                    self._reached(self.mission[self.mission_seq], now)      # PX4: a land item is reached on landing
             if self._landed and now - self._landed_at >= self.config.disarm_land_s:
                 self._disarm(now, "Disarmed by landing")
         else:

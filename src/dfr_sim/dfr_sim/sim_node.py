@@ -11,6 +11,7 @@ import dataclasses
 import math
 import sys
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Quaternion, TwistStamped
 from mavros_msgs.msg import (
@@ -45,17 +46,18 @@ from std_msgs.msg import Float64, Header
 
 from dfr_common import px4
 from dfr_common.areas import load_areas
+from dfr_common.config_file import load_yaml
 from dfr_common.fleet import Fleet, load_fleet
 from dfr_common.geodesy import LocalFrame
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
-from dfr_common.yaml_file import load_yaml
-from dfr_interfaces.msg import GroundTruthVehicle, GroundTruthVehicles
+from dfr_interfaces.msg import GroundTruthActor, GroundTruthActors, GroundTruthVehicle, GroundTruthVehicles
 from dfr_interfaces.srv import InjectFault
 from dfr_sim import faults
 from dfr_sim import mission_items as mi
 from dfr_sim.gimbal import MOUNT_MODE_GPS_POINT
+from dfr_sim.ground_world import ground_actors, load_world
 from dfr_sim.mavros_conversions import SetpointError, local_setpoint, quaternion_from_euler, raw_item, yaw_of
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 from dfr_sim.pacing import Pacer
@@ -470,7 +472,10 @@ class SimulatorNode(Node):
                   "VEHICLE.FIELD=VALUE, e.g. uav9.initial_battery_fraction=0.4"),
             Param("geofence_file", "", "GeoJSON whose polygons (united) are every vehicle's inclusion fence, as "
                   "if uploaded to PX4; empty: distance and height limits only"),
-            Param("scenario_file", "", "scenario whose faults: list the simulator injects on schedule"),
+            Param("scenario_file", "", "scenario whose faults: list the simulator injects on schedule, and whose "
+                  "actors: and background_traffic: move on the street map"),
+            Param("world_file", "", "GeoJSON street map (config/world/*.geojson) the ground actors move on"),
+            Param("actor_seed", 1, "random seed of the ground actors' choices", 0, 2**31 - 1),
             Param("wait_for_clock_subscribers", 0, "hold sim time at zero until this many /clock "
                   "subscribers are up, so that a graph starts together", 0, 10000),
             Param("stream_sync_s", 0.3, "hold sim time while a vehicle in OFFBOARD has had no setpoint for "
@@ -497,8 +502,13 @@ class SimulatorNode(Node):
             for vehicle in self.vehicles:
                 vehicle.set_fence(fence)
         scenario = load_yaml(self.params.scenario_file, ValueError, "scenario") if self.params.scenario_file else {}
+        scenario = scenario if isinstance(scenario, dict) else {}
+        self.site_frame = fleet.site_frame()
+        self.actors = ground_actors(load_world(self.params.world_file, self.site_frame), scenario, self.site_frame,
+                                    self.params.actor_seed, self.params.scenario_file or "scenario")
+        self.actors_pub = self.create_publisher(GroundTruthActors, "/sim/ground_truth/actors", qos.RELIABLE)
         self.fault_timeline = faults.FaultTimeline(faults.parse_schedule(
-            (scenario or {}).get("faults"), self._by_id, f"{self.params.scenario_file}: faults"))
+            scenario.get("faults"), self._by_id, f"{self.params.scenario_file}: faults"))
         self.ground_truth_schedule = _Schedule(self.params.ground_truth_rate_hz)
         self.ground_truth_pub = self.create_publisher(GroundTruthVehicles, "/sim/ground_truth/vehicles",
                                                       qos.RELIABLE)
@@ -539,6 +549,8 @@ class SimulatorNode(Node):
             t = start + k * self.physics_dt
             for vehicle in self.vehicles:
                 vehicle.model.step(t, self.physics_dt)
+        if self.actors is not None:
+            self.actors.step(self.sim_now, self.sim_now - start)
         self._publish_all(now_ns)
 
     def _publish_all(self, now_ns: int):
@@ -550,8 +562,31 @@ class SimulatorNode(Node):
         for vehicle in self.vehicles:
             vehicle.publish(now, stamp)
         if self.ground_truth_schedule.due(now):
+            header = Header(stamp=stamp, frame_id="map")
             self.ground_truth_pub.publish(GroundTruthVehicles(
-                header=Header(stamp=stamp, frame_id="map"), vehicles=[v.ground_truth() for v in self.vehicles]))
+                header=header, vehicles=[v.ground_truth() for v in self.vehicles]))
+            if self.actors is not None:
+                self.actors_pub.publish(GroundTruthActors(header=header, actors=self._actor_truth()))
+
+    def _actor_truth(self) -> list[GroundTruthActor]:
+        states = self.actors.states()
+        if not states:
+            return []
+        east = [s.position[0] for s in states]
+        north = [s.position[1] for s in states]
+        lat, lon, alt = self.site_frame.to_geodetic(np.array(east), np.array(north), np.zeros(len(states)))
+        out = []
+        for i, state in enumerate(states):
+            actor = GroundTruthActor(id=state.id, kind=state.kind, heading=float(state.heading),
+                                     length_m=float(state.length_m), width_m=float(state.width_m),
+                                     height_m=float(state.height_m), red_lights_run=int(state.ran_red_light_count))
+            actor.position.latitude, actor.position.longitude = float(lat[i]), float(lon[i])
+            actor.position.altitude = float(alt[i])
+            actor.velocity.x, actor.velocity.y = float(state.velocity[0]), float(state.velocity[1])
+            r, g, b = state.colour
+            actor.color.r, actor.color.g, actor.color.b, actor.color.a = r / 255.0, g / 255.0, b / 255.0, 1.0
+            out.append(actor)
+        return out
 
     def _inject(self, command: faults.FaultCommand) -> str:
         """Apply a fault command; raises FaultError if it names no vehicle, fault or mode."""

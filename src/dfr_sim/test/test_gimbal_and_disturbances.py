@@ -76,7 +76,7 @@ def test_body_and_offset_frames_are_turned_by_the_heading():
 
 
 def test_the_geofence_returns_a_vehicle_that_flies_past_its_distance():
-    model, clock = Multirotor("uav1", MultirotorConfig(geofence_max_horizontal_m=100.0)), Clock()
+    model, clock = Multirotor("uav1", MultirotorConfig(geofence_max_horizontal_m=100.0, geofence_action=3)), Clock()
     take_off(model, clock)
     enter_offboard(model, clock, 10.0)
     run(model, clock, 30.0, setpoint=(300.0, 0.0, 10.0))

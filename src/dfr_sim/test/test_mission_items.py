@@ -2,11 +2,11 @@
 import math
 
 import pytest
-from model_harness import DT, Clock, events
+from model_harness import DT, Clock, events, take_off
 
 from dfr_common import px4
 from dfr_sim import mission_items as mi
-from dfr_sim.multirotor import Multirotor
+from dfr_sim.multirotor import Multirotor, MultirotorConfig
 
 
 def raw(command=mi.NAV_WAYPOINT, frame=mi.FRAME_GLOBAL_RELATIVE_ALT_INT, lat=51.0, lon=-0.1, alt=30.0, p1=0.0,
@@ -71,7 +71,7 @@ def test_a_mission_flies_from_the_ground_item_by_item_and_lands():
     assert model.set_mode(px4.AUTO_MISSION, clock.now) and model.mode == px4.AUTO_MISSION
     assert model.arm(True, clock.now)[0]
     assert fly(model, clock, 300, until=lambda: not model.armed)
-    assert list(model.mission_reached) == [0, 1, 2, 3]
+    assert list(model.mission_reached) == [0, 1, 2, 3, 4]       # the land item on landing
     assert model.position[:2] == pytest.approx([0.0, 0.0], abs=1.5)
     assert "Landing detected" in events(model)
 
@@ -88,9 +88,24 @@ def test_clearing_the_mission_in_flight_leaves_for_hold_and_set_current_jumps():
     assert model.mode == px4.AUTO_LOITER and model.mission == []
 
 
-def test_an_infeasible_mission_is_refused_in_the_air_and_on_the_ground():
+def test_an_unknown_command_or_frame_is_refused_at_upload_and_the_old_mission_kept():
     model, clock = Multirotor("uav1"), Clock()
-    model.push_mission(local(raw(command=31000)), 0, clock.now)
+    assert model.push_mission(local(raw(lat=51.1)), 0, clock.now)
+    for bad in (raw(command=31000), raw(frame=1)):
+        assert not model.push_mission(local(bad), 0, clock.now)
+        assert events(model)[-1].startswith("IGN MISSION_ITEM: Invalid item")
+    assert len(model.mission) == 1 and model.mission[0].north == pytest.approx(100.0)
+
+
+def test_an_infeasible_mission_may_be_selected_on_the_ground_but_not_armed_or_entered_in_flight():
+    model, clock = Multirotor("uav1", MultirotorConfig(geofence_max_vertical_m=120.0)), Clock()
+    model.push_mission(local(raw(alt=500.0)), 0, clock.now)
     model.set_mode(px4.AUTO_MISSION, clock.now)
-    assert model.mode != px4.AUTO_MISSION
-    assert "unsupported command 31000" in events(model)[-1]
+    assert model.mode == px4.AUTO_MISSION                     # PX4 1.14: any mode while disarmed ...
+    assert model.arm(True, clock.now)[0] is False              # ... and arming refuses
+    assert "above the geofence ceiling" in events(model)[-1]
+    model.set_mode(px4.AUTO_LOITER, clock.now)
+    take_off(model, clock)
+    model.set_mode(px4.AUTO_MISSION, clock.now)
+    assert model.mode == px4.AUTO_LOITER
+    assert "above the geofence ceiling" in events(model)[-1]
