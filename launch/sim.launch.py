@@ -11,47 +11,32 @@ list the project's runner starts where `ros2 launch` is not installed (`make dem
 tests/test_launch_graph.py checks that this file turns each of its entries into a
 launch_ros Node as the runner does.
 """
-import os
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 from dfr_bringup.graph import SimRun, sim_graph
+from dfr_bringup.launch_actions import config_path, dfr_node_actions
 from dfr_bringup.runner import make_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "config"
 
 
-def config_path(value: str) -> Path:
-    """Launch arguments name files relative to config/ unless they are absolute."""
-    return Path(value) if os.path.isabs(value) else CONFIG_DIR / value
-
 
 def launch_setup(context):
     output_dir = LaunchConfiguration("output_dir").perform(context)
     run = SimRun(config_dir=CONFIG_DIR,
-                 fleet_file=config_path(LaunchConfiguration("fleet").perform(context)),
-                 scenario_file=config_path(LaunchConfiguration("scenario").perform(context)),
+                 fleet_file=config_path(CONFIG_DIR, LaunchConfiguration("fleet").perform(context)),
+                 scenario_file=config_path(CONFIG_DIR, LaunchConfiguration("scenario").perform(context)),
                  output_dir=Path(output_dir) if output_dir else make_run_dir(REPO / "runs"),
                  speed=float(LaunchConfiguration("speed").perform(context)),
-                 world_file=config_path(LaunchConfiguration("world").perform(context)))
+                 world_file=config_path(CONFIG_DIR, LaunchConfiguration("world").perform(context)))
     actions = []
     for spec in sim_graph(run):
-        node = Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
-                    output="screen",
-                    parameters=[str(CONFIG_DIR / name) for name in spec.param_files] + [dict(spec.overrides)])
-        actions.append(node)
-        if spec.required:
-            # The run is over when this node says so, as with the runner.
-            actions.append(RegisterEventHandler(OnProcessExit(
-                target_action=node,
-                on_exit=[EmitEvent(event=Shutdown(reason=f"{spec.fully_qualified_name} finished the run"))])))
+        actions += dfr_node_actions(spec, CONFIG_DIR)     # the run ends when the recorder says so
     return actions
 
 

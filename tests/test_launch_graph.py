@@ -8,16 +8,18 @@ produce, node for node, the executable, name, namespace, parameter files and
 parameter values that the runner puts on its command lines.
 """
 import ast
-import importlib.util
 import json
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from dfr_bringup.graph import SimRun, sim_graph
 from dfr_bringup.runner import node_command
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import launch_standins  # noqa: E402
+from launch_standins import parameters_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "sim.launch.py"
@@ -26,71 +28,27 @@ CONFIG = REPO / "config"
 
 # ------------------------------------------------------------------ read as source
 def test_the_launch_file_builds_its_nodes_from_the_shared_graph():
-    tree = ast.parse(LAUNCH_FILE.read_text())
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    calls = [n for n in ast.walk(ast.parse(LAUNCH_FILE.read_text())) if isinstance(n, ast.Call)]
     assert any(getattr(c.func, "id", "") == "sim_graph" for c in calls)
+    assert any(getattr(c.func, "id", "") == "dfr_node_actions" for c in calls)
+    # The one place specs become Nodes, shared by every launch file.
+    shared = REPO / "src" / "dfr_bringup" / "dfr_bringup" / "launch_actions.py"
+    tree = ast.parse(shared.read_text())
+    function = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "dfr_node_actions")
+    calls = [n for n in ast.walk(function) if isinstance(n, ast.Call)]
     nodes = [c for c in calls if getattr(c.func, "id", "") == "Node"]
-    assert len(nodes) == 1, "one Node per graph entry, built in the loop over sim_graph()"
+    assert len(nodes) == 1, "one Node per graph entry"
     kwargs = {kw.arg: ast.unparse(kw.value) for kw in nodes[0].keywords}
     for field in ("package", "executable", "name", "namespace"):
         assert kwargs[field] == f"spec.{field}"
     assert "spec.param_files" in kwargs["parameters"] and "spec.overrides" in kwargs["parameters"]
     assert any(getattr(c.func, "id", "") == "OnProcessExit" for c in calls)
-    assert "spec.required" in ast.unparse(tree)
+    assert "spec.required" in ast.unparse(function)
 
 
 # ----------------------------------------------------- run against launch stand-ins
-class _Recorded:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
-def _fake_launch_modules():
-    """Minimal stand-ins for the parts of launch and launch_ros that the file uses."""
-    modules = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.event_handlers", "launch.events", "launch.substitutions",
-        "launch_ros", "launch_ros.actions")}
-
-    class LaunchConfiguration:
-        values: dict = {}
-
-        def __init__(self, name):
-            self.name = name
-
-        def perform(self, context):
-            return context[self.name]
-
-    modules["launch"].LaunchDescription = lambda entities: entities
-    for name in ("DeclareLaunchArgument", "EmitEvent", "OpaqueFunction", "RegisterEventHandler"):
-        setattr(modules["launch.actions"], name, type(name, (_Recorded,), {}))
-    modules["launch.event_handlers"].OnProcessExit = type("OnProcessExit", (_Recorded,), {})
-    modules["launch.events"].Shutdown = type("Shutdown", (_Recorded,), {})
-    modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
-    modules["launch_ros.actions"].Node = type("Node", (_Recorded,), {})
-    return modules
-
-
 def run_launch_file(monkeypatch, arguments: dict):
-    for name, module in _fake_launch_modules().items():
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location("sim_launch_under_test", LAUNCH_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    entities = module.generate_launch_description()
-    context = {e.args[0]: e.kwargs["default_value"] for e in entities
-               if type(e).__name__ == "DeclareLaunchArgument"}
-    context.update(arguments)
-    opaque = next(e for e in entities if type(e).__name__ == "OpaqueFunction")
-    return opaque.kwargs["function"](context)
-
-
-def parameters_of(node) -> tuple[list[str], dict]:
-    files = [p for p in node.kwargs["parameters"] if isinstance(p, str)]
-    values = {}
-    for p in node.kwargs["parameters"]:
-        if isinstance(p, dict):
-            values.update(p)
-    return files, values
+    return launch_standins.run_launch_file(monkeypatch, LAUNCH_FILE, arguments)
 
 
 def runner_view(command: list[str]) -> tuple[list[str], dict]:

@@ -9,11 +9,22 @@ import math
 
 import pytest
 
-from dfr_bridge.mission_sequencer import MissionSequencer, MissionSpec, SequencerConfig, Telemetry, Waypoint
+from dfr_bridge.endurance import EnduranceEstimator
+from dfr_bridge.follow_limits import FollowLimitsConfig
+from dfr_bridge.mission_sequencer import (
+    FollowTarget,
+    MissionSequencer,
+    MissionSpec,
+    SequencerConfig,
+    Telemetry,
+    Waypoint,
+    route_mission,
+)
 from dfr_bridge.route_follower import FollowerConfig
 from dfr_common import px4
 from dfr_common.geodesy import GeoPoint, LocalFrame
 from dfr_common.mission import Outcome, Phase
+from dfr_sim import mission_items
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 
 HOME = GeoPoint(51.5338, -0.1109, 76.0)       # Islington, ground at 30 m AMSL + 46 m geoid
@@ -27,14 +38,18 @@ def point(east, north, altitude):
     return Waypoint(float(lat), float(lon), altitude)
 
 
-def spec(route=None, on_scene_s=5.0, return_route=None):
-    scene_lat, scene_lon, _ = FRAME.to_geodetic(420.0, 300.0, 0.0)
+SCENE = (420.0, 300.0)
+
+
+def spec(route=None, on_scene_s=5.0, return_route=None, standoff=0.0):
+    scene_lat, scene_lon, _ = FRAME.to_geodetic(*SCENE, 0.0)
     return MissionSpec(
         mission_id="M1", incident_id="INC-1",
         route=route if route is not None else [point(400.0, 300.0, 40.0)],
         scene=GeoPoint(float(scene_lat), float(scene_lon), math.nan), cruise_speed_m_s=15.0,
         on_scene_duration_s=on_scene_s,
-        return_route=return_route if return_route is not None else [point(0.0, 0.0, 40.0)])
+        return_route=return_route if return_route is not None else [point(0.0, 0.0, 40.0)],
+        standoff_radius_m=standoff)
 
 
 class Link:
@@ -50,6 +65,7 @@ class Link:
         self.deliver_setpoints = True
         self.refuse = {}            # request kind -> how many more times to refuse it
         self.requests = []
+        self.endurance = EnduranceEstimator(model.config.hover_endurance_s, 0.2)
         self._next = {"state": 0.0, "position": 0.0, "home": 0.0, "control": 0.0}
 
     def _due(self, name, period):
@@ -69,7 +85,12 @@ class Link:
             lat, lon, _ = FRAME.to_geodetic(*m.position)
             t.latitude, t.longitude, t.altitude_rel_m = float(lat), float(lon), m.height_above_home
             t.gps_fix, t.battery_fraction = m.gps_ok, m.battery_fraction
+            t.heading_enu = m.yaw
             t.last_position_s = self.now
+            self.endurance.update(self.now, m.battery_fraction, not m.landed)
+            t.flight_time_remaining_s = self.endurance.remaining_s(m.battery_fraction)
+        while m.mission_reached:
+            t.mission_reached_seq = m.mission_reached.popleft()
         if self._due("home", 2.0):
             t.home = HOME
         while m.events:
@@ -87,6 +108,16 @@ class Link:
             ok, result = self.model.arm(True, self.now)
         elif request.kind == "takeoff":
             ok, result = self.model.takeoff(self.now, math.nan)
+        elif request.kind == "mission":
+            # As MAVROS's mission/push carries it, and the simulator reads it.
+            items = [mission_items.RawItem(i.frame, i.command, k == 0, True, i.param1, i.param2, i.param3, i.param4,
+                                           i.latitude, i.longitude, i.altitude)
+                     for k, i in enumerate(route_mission(request.route, request.speed_m_s, 5.0))]
+            local = mission_items.to_local(items, lambda lat, lon: FRAME.to_enu(lat, lon)[:2], 30.0,
+                                           float(self.model.home[2]))
+            ok = self.model.push_mission(local, 0, self.now)
+            if ok:
+                self.telemetry.mission_reached_seq = -1
         else:
             ok = self.model.set_mode(request.mode, self.now)
         self.sequencer.on_request_done(request, ok, "" if ok else "MAV_RESULT 1")
@@ -101,6 +132,8 @@ class Link:
                 self.telemetry.now_s = self.now
                 for request in self.sequencer.update(self.telemetry):
                     self._serve(request)
+                pitch, yaw = self.sequencer.gimbal
+                self.model.gimbal.command_angles(2, pitch, 0.0, yaw)
                 sp = self.sequencer.setpoint
                 if sp is not None and self.deliver_setpoints:
                     east, north, _ = FRAME.to_enu(sp.latitude, sp.longitude)
@@ -281,11 +314,11 @@ def test_feedback_counts_down_distance_and_eta():
 
 
 def test_a_battery_failsafe_is_told_apart_from_a_pilot_takeover():
-    model_config = MultirotorConfig(max_speed_m_s=20.0, max_climb_m_s=6.0, max_descent_m_s=3.0,
-                                    max_accel_m_s2=4.0, battery_capacity_wh=300.0 * 150.0 / 3600.0)
-    link = fly(spec(on_scene_s=0.0), model_config=model_config, battery=0.55)
+    link = fly(spec(on_scene_s=0.0))
     seq = link.sequencer
-    link.run(400)
+    link.run_until_transit_in_offboard()
+    link.model.battery_fraction = 0.065       # a cell fails: critical at once, PX4 returns on its own
+    link.run(20)
     assert seq.outcome == Outcome.AUTOPILOT_FAILSAFE, seq.reason
     assert "AUTO.RTL" in seq.reason and "battery" in seq.reason.lower()
     assert seq.setpoint is None
@@ -300,3 +333,128 @@ def test_losing_the_position_in_flight_hands_over_to_return_to_launch():
     assert seq.outcome == Outcome.FAILED
     assert "no position from the autopilot" in seq.reason and "return to launch" in seq.reason
     assert link.model.mode == px4.AUTO_RTL
+
+
+# ------------------------------------------------------------------ issue 4: on scene, follow, reserve
+def enu_of_model(link):
+    return link.model.position
+
+
+def test_on_scene_it_orbits_the_incident_at_the_stand_off_radius_camera_on_it():
+    link = fly(spec(route=[point(380.0, 300.0, 40.0)], on_scene_s=90.0, standoff=40.0))
+    seq = link.sequencer
+    levels = []
+    link.run(300, until=lambda: levels.append(link.model.gimbal.pitch) or seq.phase == Phase.ON_SCENE)
+    assert max(abs(p) for p in levels[:-1]) < 1.0                # level in transit: the camera policy
+    link.run(20)                                                  # settle onto the circle
+    radii, angles, pitches = [], [], []
+    for _ in range(60):
+        link.run(1.0)
+        east, north = link.model.position[0] - SCENE[0], link.model.position[1] - SCENE[1]
+        radii.append(math.hypot(east, north))
+        angles.append(math.atan2(north, east))
+        pitches.append(link.model.gimbal.pitch)
+    assert seq.phase == Phase.ON_SCENE and link.model.mode == px4.OFFBOARD
+    assert min(radii) > 34.0 and max(radii) < 46.0                # 40 m stand-off, within PX4's tracking
+    swept = sum(abs((b - a + math.pi) % (2 * math.pi) - math.pi) for a, b in zip(angles, angles[1:]))
+    assert swept == pytest.approx(60 * 5.0 / 40.0, rel=0.2)       # 5 m/s around a 40 m circle for 60 s
+    # The camera looks down at the scene: atan(40 m height / 40 m) = 45 degrees, nose on the scene.
+    assert sum(pitches) / len(pitches) == pytest.approx(-45.0, abs=4.0)
+    assert abs(link.model.gimbal.yaw) < 15.0
+    assert link.run(300)
+    assert seq.outcome == Outcome.COMPLETED
+
+
+def test_the_hold_pattern_stays_at_the_end_of_the_route():
+    config = SequencerConfig(on_scene_pattern="hold", follower=FollowerConfig(climb_speed_m_s=6.0,
+                                                                                 descent_speed_m_s=3.0))
+    link = fly(spec(on_scene_s=30.0, standoff=40.0), config=config)
+    link.run(300, until=lambda: link.sequencer.phase == Phase.ON_SCENE)
+    link.run(20)
+    assert math.dist(link.model.position[:2], (400.0, 300.0)) < 2.0
+
+
+def follow_target(link, east, north, velocity=(0.0, 0.0), altitude=40.0):
+    lat, lon, _ = FRAME.to_geodetic(east, north, 0.0)
+    return FollowTarget(link.now, "T7", float(lat), float(lon), altitude, (*velocity, 0.0), float(lat), float(lon))
+
+
+def test_a_fresh_follow_stream_is_flown_clamped_and_its_end_returns_to_the_orbit():
+    limits = FollowLimitsConfig(max_speed_m_s=12.0, min_altitude_m=30.0, max_distance_m=300.0)
+    config = SequencerConfig(follow_limits=limits, follower=FollowerConfig(climb_speed_m_s=6.0,
+                                                                           descent_speed_m_s=3.0))
+    link = fly(spec(route=[point(380.0, 300.0, 40.0)], on_scene_s=0.0, standoff=40.0), config=config)
+    seq = link.sequencer
+    link.run(300, until=lambda: seq.phase == Phase.ON_SCENE)
+    # A target riding east from the scene at 8 m/s; the follow controller asks to sit over it.
+    target = [SCENE[0], SCENE[1]]
+    for _ in range(300):
+        target[0] += 8.0 * 0.1
+        seq.follow(follow_target(link, target[0], target[1], velocity=(8.0, 0.0), altitude=10.0))
+        link.run(0.1, until=lambda: False)
+        if target[0] > SCENE[0] + 150.0:
+            break
+    assert seq.phase == Phase.FOLLOW and seq.track_id == "T7"
+    assert abs(link.model.position[0] - target[0]) < 25.0         # keeping up with the target
+    assert link.model.position[2] == pytest.approx(30.0, abs=2.0)  # asked for 10 m: held at the follow floor
+    assert any("altitude" in limit for limit in seq.follow_limits_hit)
+    assert link.model.gimbal.pitch < -45.0                         # camera down on the target
+    # The target runs on past the 300 m leash: the drone waits at the edge, camera still on it.
+    for _ in range(400):
+        target[0] += 8.0 * 0.1
+        seq.follow(follow_target(link, target[0], target[1], velocity=(8.0, 0.0)))
+        link.run(0.1, until=lambda: False)
+    assert math.dist(link.model.position[:2], SCENE) == pytest.approx(300.0, abs=8.0)
+    assert any("from the incident" in limit for limit in seq.follow_limits_hit)
+    # The stream stops: after the follow timeout the drone circles where the target was last seen.
+    link.run(5.0, until=lambda: False)
+    assert seq.phase == Phase.ON_SCENE
+    assert link.model.mode == px4.OFFBOARD
+    seq.cancel()
+    assert link.run(400)
+    assert seq.outcome == Outcome.CANCELED
+
+
+def test_a_low_battery_turns_it_home_with_the_reserve_and_asks_for_a_relief_drone():
+    # A small battery: the way home and the margin outlast it on scene long before PX4's own 15 % warning.
+    model_config = MultirotorConfig(max_speed_m_s=20.0, max_climb_m_s=6.0, max_descent_m_s=3.0, max_accel_m_s2=4.0,
+                                    battery_capacity_wh=150.0 * 600.0 / 3600.0)       # 10 min of hover
+    link = fly(spec(route=[point(1500.0, 300.0, 40.0)], on_scene_s=0.0,
+                    return_route=[point(0.0, 0.0, 40.0)]), model_config=model_config, battery=0.9)
+    seq = link.sequencer
+    link.run(900, until=lambda: seq.relief_needed)
+    assert seq.relief_needed and seq.phase == Phase.RETURN
+    battery_at_turn = link.model.battery_fraction
+    assert link.run(600)
+    assert seq.outcome == Outcome.BATTERY_RESERVE, seq.reason
+    assert "battery reserve" in seq.reason
+    assert link.model.battery_fraction > 0.15                       # home before PX4's low-battery failsafe
+    assert battery_at_turn > 0.2
+    assert not any("battery" in e.text.lower() for e in link.model.events)
+
+
+def test_the_route_can_be_flown_as_a_px4_mission_and_the_bridge_takes_over_on_scene():
+    config = SequencerConfig(transit_mode="mission", follower=FollowerConfig(climb_speed_m_s=6.0,
+                                                                             descent_speed_m_s=3.0))
+    route = [point(0.0, 300.0, 40.0), point(380.0, 300.0, 40.0)]
+    link = fly(spec(route=route, on_scene_s=10.0, standoff=40.0), config=config)
+    seq = link.sequencer
+    modes = set()
+    link.run(300, until=lambda: modes.add(link.model.mode) or seq.phase == Phase.ON_SCENE)
+    assert px4.AUTO_MISSION in modes
+    assert link.requests[:5] == ["arm", "takeoff", "push a 2-waypoint mission", "switch to AUTO.MISSION",
+                                 "switch to OFFBOARD"]
+    assert math.dist(link.model.position[:2], (380.0, 300.0)) < 8.0
+    assert link.run(300)
+    assert seq.outcome == Outcome.COMPLETED, seq.reason
+
+
+def test_mavros_reporting_the_link_down_marks_the_vehicle_lost_at_once():
+    link = fly()
+    seq = link.sequencer
+    link.run_until_transit_in_offboard()
+    link.telemetry.connected = False         # MAVROS's heartbeat timeout fired: State says so
+    link.link_up = False
+    link.run(0.5)
+    assert seq.outcome == Outcome.VEHICLE_LOST
+    assert "link" in seq.reason

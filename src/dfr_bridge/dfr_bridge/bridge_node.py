@@ -14,34 +14,48 @@ import sys
 
 from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import TwistStamped, Vector3
-from mavros_msgs.msg import ExtendedState, GlobalPositionTarget, HomePosition, State, StatusText
-from mavros_msgs.srv import CommandBool, CommandTOL, SetMode
+from mavros_msgs.msg import (
+    ExtendedState,
+    GlobalPositionTarget,
+    HomePosition,
+    MountControl,
+    State,
+    StatusText,
+    Waypoint,
+    WaypointReached,
+)
+from mavros_msgs.srv import CommandBool, CommandTOL, SetMode, WaypointPush
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
+from shapely.ops import unary_union
 from std_msgs.msg import Float64
 
 from dfr_bridge.endurance import EnduranceEstimator
+from dfr_bridge.follow_limits import FollowLimitsConfig
 from dfr_bridge.mission_sequencer import (
+    FollowTarget,
     MissionSequencer,
     MissionSpec,
     Request,
     SequencerConfig,
     Telemetry,
-    Waypoint,
     plan_problems,
+    route_mission,
 )
+from dfr_bridge.mission_sequencer import Waypoint as RoutePoint
 from dfr_bridge.route_follower import FollowerConfig
 from dfr_common import px4
+from dfr_common.areas import load_areas
 from dfr_common.geodesy import GeoPoint
 from dfr_common.mission import Outcome, Phase
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
-from dfr_common.ros.stamps import from_seconds
+from dfr_common.ros.stamps import from_seconds, to_seconds
 from dfr_interfaces.action import ExecuteMission
-from dfr_interfaces.msg import Incident, MissionPhase, VehicleStatus
+from dfr_interfaces.msg import FollowSetpoint, Incident, MissionPhase, VehicleStatus
 
 # Stream position, velocity feed-forward and yaw; ignore acceleration and yaw rate.
 _SETPOINT_MASK = (GlobalPositionTarget.IGNORE_AFX | GlobalPositionTarget.IGNORE_AFY
@@ -52,10 +66,11 @@ def mission_spec(goal: ExecuteMission.Goal) -> MissionSpec:
     plan = goal.plan
     return MissionSpec(
         mission_id=plan.mission_id, incident_id=goal.incident.incident_id,
-        route=[Waypoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route],
+        route=[RoutePoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route],
         scene=GeoPoint(plan.scene.latitude, plan.scene.longitude, plan.scene.altitude),
         cruise_speed_m_s=plan.cruise_speed_m_s, on_scene_duration_s=plan.on_scene_duration_s,
-        return_route=[Waypoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.return_route])
+        return_route=[RoutePoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.return_route],
+        standoff_radius_m=plan.standoff_radius_m)
 
 
 def goal_problems(goal: ExecuteMission.Goal, config: SequencerConfig) -> list[str]:
@@ -108,6 +123,23 @@ class BridgeNode(Node):
             Param("acceptance_radius_m", 3.0, "distance at which a route's last point counts as reached",
                   0.5, 50.0),
             Param("altitude_tolerance_m", 1.5, "height error allowed at a route's last point", 0.2, 20.0),
+            Param("transit_mode", "offboard", "how the route is flown: 'offboard' streams setpoint_raw/global; "
+                  "'mission' pushes it as a PX4 mission and flies it in AUTO.MISSION"),
+            Param("mission_acceptance_radius_m", 5.0, "acceptance radius of the pushed mission's waypoints",
+                  0.5, 100.0),
+            Param("on_scene_pattern", "orbit", "on scene: 'orbit' the incident at the plan's stand-off radius, "
+                  "or 'hold' at the route's end"),
+            Param("orbit_speed_m_s", 5.0, "speed along the orbit", 0.5, 20.0),
+            Param("follow_timeout_s", 2.0, "follow setpoints older than this end the follow: back to the orbit",
+                  0.2, 30.0),
+            Param("follow_max_speed_m_s", 15.0, "speed limit while following", 1.0, 30.0),
+            Param("follow_min_altitude_m", 30.0, "lowest height above home while following", 5.0, 120.0),
+            Param("follow_max_distance_m", 1500.0, "how far from the incident a follow may lead", 50.0, 20000.0),
+            Param("permitted_area_file", "", "GeoJSON whose polygons (united) follow setpoints are kept inside; "
+                  "empty: no area limit beyond the distance from the incident"),
+            Param("return_margin_s", 60.0, "time kept beyond the estimated flight home before turning back on "
+                  "the battery reserve", 0.0, 1200.0),
+            Param("gimbal_rate_hz", 2.0, "rate of mount_control commands", 0.2, 20.0),
         ])
         if not p.vehicle_id:
             raise ValueError("parameter 'vehicle_id' is empty: a bridge flies one named vehicle")
@@ -120,7 +152,23 @@ class BridgeNode(Node):
             land_timeout_s=p.land_timeout_s, max_altitude_m=p.max_altitude_m,
             follower=FollowerConfig(climb_speed_m_s=p.climb_speed_m_s, descent_speed_m_s=p.descent_speed_m_s,
                                     accel_m_s2=p.accel_m_s2, acceptance_radius_m=p.acceptance_radius_m,
-                                    altitude_tolerance_m=p.altitude_tolerance_m))
+                                    altitude_tolerance_m=p.altitude_tolerance_m),
+            transit_mode=p.transit_mode, mission_acceptance_radius_m=p.mission_acceptance_radius_m,
+            on_scene_pattern=p.on_scene_pattern, orbit_speed_m_s=p.orbit_speed_m_s,
+            follow_timeout_s=p.follow_timeout_s,
+            follow_limits=FollowLimitsConfig(max_speed_m_s=p.follow_max_speed_m_s,
+                                             min_altitude_m=p.follow_min_altitude_m, max_altitude_m=p.max_altitude_m,
+                                             max_distance_m=p.follow_max_distance_m),
+            return_margin_s=p.return_margin_s)
+        if p.transit_mode not in ("offboard", "mission"):
+            raise ValueError(f"parameter 'transit_mode' is '{p.transit_mode}': use 'offboard' or 'mission'")
+        if p.on_scene_pattern not in ("orbit", "hold"):
+            raise ValueError(f"parameter 'on_scene_pattern' is '{p.on_scene_pattern}': use 'orbit' or 'hold'")
+        self.permitted_area = None
+        if p.permitted_area_file:
+            self.permitted_area = unary_union([a.geometry for a in load_areas(p.permitted_area_file)])
+            if self.permitted_area.geom_type != "Polygon":
+                raise ValueError(f"{p.permitted_area_file}: the permitted area must be one connected polygon")
         self.endurance = EnduranceEstimator(p.nominal_endurance_s, p.battery_reserve)
 
         self.telemetry = Telemetry(now_s=0.0)
@@ -144,13 +192,18 @@ class BridgeNode(Node):
         sub(BatteryState, f"{ns}/battery", self._on_battery, qos.SENSOR_DATA)
         sub(HomePosition, f"{ns}/home_position/home", self._on_home, qos.LATCHED_STATE)
         sub(StatusText, f"{ns}/statustext/recv", self._on_statustext, qos.SENSOR_DATA)
+        sub(Float64, f"{ns}/global_position/compass_hdg", self._on_heading, qos.SENSOR_DATA)
+        sub(WaypointReached, f"{ns}/mission/reached", self._on_mission_reached, qos.MAVROS_MISSION)
+        sub(FollowSetpoint, "follow/setpoint", self._on_follow_setpoint, qos.SENSOR_DATA)
         self.mavros_clients = {
             "arm": (self.create_client(CommandBool, f"{ns}/cmd/arming"), "cmd/arming"),
             "takeoff": (self.create_client(CommandTOL, f"{ns}/cmd/takeoff"), "cmd/takeoff"),
             "mode": (self.create_client(SetMode, f"{ns}/set_mode"), "set_mode"),
+            "mission": (self.create_client(WaypointPush, f"{ns}/mission/push"), "mission/push"),
         }
         self.setpoint_pub = self.create_publisher(GlobalPositionTarget, f"{ns}/setpoint_raw/global",
                                                   qos.SENSOR_DATA)
+        self.mount_pub = self.create_publisher(MountControl, f"{ns}/mount_control/command", qos.RELIABLE)
         self.status_pub = self.create_publisher(VehicleStatus, "vehicle_status", qos.LATCHED_STATE)
 
         self.action_server = ActionServer(
@@ -159,6 +212,7 @@ class BridgeNode(Node):
         self.create_timer(1.0 / p.control_rate_hz, self._control)
         self.create_timer(1.0 / p.status_rate_hz, self._publish_status)
         self.create_timer(1.0 / p.feedback_rate_hz, self._publish_feedback)
+        self.create_timer(1.0 / p.gimbal_rate_hz, self._publish_gimbal)
         self.get_logger().info(f"bridge for {p.vehicle_id} on {self.resolve_topic_name(ns)}")
 
     # ------------------------------------------------------------- telemetry
@@ -191,6 +245,25 @@ class BridgeNode(Node):
         flying = self.telemetry.armed and self.telemetry.landed_state != px4.LANDED_STATE_ON_GROUND
         self.endurance.update(self._now(), msg.percentage, flying)
 
+    def _on_heading(self, msg: Float64):
+        # compass_hdg: degrees clockwise from north; REP-103 yaw: radians counter-clockwise from east.
+        self.telemetry.heading_enu = math.radians(90.0 - msg.data)
+
+    def _on_mission_reached(self, msg: WaypointReached):
+        self.telemetry.mission_reached_seq = msg.wp_seq
+
+    def _on_follow_setpoint(self, msg: FollowSetpoint):
+        seq = self.sequencer
+        if seq is None or seq.done or msg.mission_id != seq.spec.mission_id:
+            return      # only for the mission in the air: a setpoint for another is never flown
+        values = (msg.latitude, msg.longitude, msg.altitude_rel_m, msg.velocity.x, msg.velocity.y)
+        if not all(math.isfinite(v) for v in values) or abs(msg.latitude) > 90 or abs(msg.longitude) > 180:
+            self.get_logger().warning(f"follow setpoint for track {msg.track_id} is not a position: ignored")
+            return
+        seq.follow(FollowTarget(to_seconds(msg.header.stamp), msg.track_id, msg.latitude, msg.longitude,
+                                msg.altitude_rel_m, (msg.velocity.x, msg.velocity.y, 0.0),
+                                msg.look_at.latitude, msg.look_at.longitude))
+
     def _on_home(self, msg: HomePosition):
         self.telemetry.home = GeoPoint(msg.geo.latitude, msg.geo.longitude, msg.geo.altitude)
 
@@ -220,7 +293,7 @@ class BridgeNode(Node):
 
     async def _execute(self, goal_handle):
         spec = mission_spec(goal_handle.request)
-        seq = MissionSequencer(spec, self.sequencer_config)
+        seq = MissionSequencer(spec, self.sequencer_config, self.permitted_area)
         done = Future()
         self.sequencer, self.goal_handle, self._mission_done = seq, goal_handle, done
         self._in_flight.clear()
@@ -255,10 +328,16 @@ class BridgeNode(Node):
     # --------------------------------------------------------------- control
     def _control(self):
         seq = self.sequencer
-        if seq is None or seq.done:
+        if seq is None:
+            return
+        if seq.done:
+            # A mission can end in a service answer (a last refusal), between two control ticks.
+            if not self._mission_done.done():
+                self._mission_done.set_result(True)
             return
         now = self._now()
         self.telemetry.now_s = now
+        self.telemetry.flight_time_remaining_s = self.endurance.remaining_s(self.telemetry.battery_fraction)
         self._expire_calls(now)
         for request in seq.update(self.telemetry):
             self._send(request, now)
@@ -271,6 +350,8 @@ class BridgeNode(Node):
         client, service = self.mavros_clients[request.kind]
         if request.kind == "arm":
             message = CommandBool.Request(value=True)
+        elif request.kind == "mission":
+            message = WaypointPush.Request(start_index=0, waypoints=self._mission_items(request))
         elif request.kind == "takeoff":
             # NaN position: take off in place (0, 0 would send PX4 to 0 N 0 E); NaN altitude: MIS_TAKEOFF_ALT.
             message = CommandTOL.Request(min_pitch=0.0, yaw=math.nan, latitude=math.nan, longitude=math.nan,
@@ -292,6 +373,10 @@ class BridgeNode(Node):
         response = future.result()
         if request.kind == "mode":
             accepted, detail = response.mode_sent, f"MAVROS {service} did not send the mode (unknown name)"
+        elif request.kind == "mission":
+            accepted, detail = response.success, f"MAVROS {service}: the autopilot refused the mission"
+            if accepted:
+                self.telemetry.mission_reached_seq = -1     # progress counts from this mission on
         else:
             accepted, detail = response.success, f"MAVROS {service}: MAV_RESULT {response.result}"
         if not accepted:
@@ -304,6 +389,20 @@ class BridgeNode(Node):
                 del self._in_flight[call_id]
                 self.sequencer.on_request_done(request, False, f"no answer from MAVROS {service} within "
                                                f"{self.params.request_timeout_s:.0f} s")
+
+    def _mission_items(self, request: Request) -> list[Waypoint]:
+        items = route_mission(request.route, request.speed_m_s, self.params.mission_acceptance_radius_m)
+        return [Waypoint(frame=i.frame, command=i.command, is_current=k == 0, autocontinue=True, param1=i.param1,
+                         param2=i.param2, param3=i.param3, param4=i.param4, x_lat=i.latitude, y_long=i.longitude,
+                         z_alt=i.altitude) for k, i in enumerate(items)]
+
+    def _publish_gimbal(self):
+        """The camera policy on mount_control (MAVLINK_TARGETING angles), steadily while a mission flies."""
+        seq = self.sequencer
+        if seq is None or seq.done or seq.phase == Phase.PREFLIGHT:
+            return
+        pitch, yaw = seq.gimbal
+        self.mount_pub.publish(MountControl(mode=2, pitch=float(pitch), roll=0.0, yaw=float(yaw)))
 
     def _publish_setpoint(self, seq: MissionSequencer):
         sp = seq.setpoint
@@ -322,7 +421,8 @@ class BridgeNode(Node):
         feedback = ExecuteMission.Feedback(
             phase=MissionPhase(value=seq.phase.value), position=self._position_msg(),
             altitude_rel_m=float(t.altitude_rel_m), distance_to_go_m=float(seq.distance_to_go_m),
-            eta_s=float(seq.eta_s), battery_fraction=float(t.battery_fraction))
+            eta_s=float(seq.eta_s), battery_fraction=float(t.battery_fraction),
+            flight_time_remaining_s=float(t.flight_time_remaining_s), relief_needed=seq.relief_needed)
         self.goal_handle.publish_feedback(feedback)
 
     # ---------------------------------------------------------------- status
@@ -344,7 +444,7 @@ class BridgeNode(Node):
             mission_id=seq.spec.mission_id if flying_mission else "",
             incident_id=seq.spec.incident_id if flying_mission else "",
             phase=MissionPhase(value=seq.phase.value if flying_mission else Phase.IDLE.value),
-            detail=self._detail)
+            relief_needed=flying_mission and seq.relief_needed, detail=self._detail)
         status.available = (not self._busy and status.connected and not t.armed
                             and t.landed_state == px4.LANDED_STATE_ON_GROUND and t.gps_fix and t.home is not None
                             and t.battery_fraction >= self.params.min_launch_battery)

@@ -17,11 +17,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from shapely.geometry import Polygon
 
+from dfr_bridge.follow_limits import FollowLimits, FollowLimitsConfig
 from dfr_bridge.route_follower import FollowerConfig, RouteFollower
 from dfr_common import px4
 from dfr_common.geodesy import GeoPoint, LocalFrame
 from dfr_common.mission import Outcome, Phase
+from dfr_common.mount import mount_angles_to
 
 # Autopilot messages that mark a mode change as PX4's own failsafe rather than the pilot's.
 _FAILSAFE_WORDS = ("failsafe", "battery", "geofence", "link loss", "data link")
@@ -44,6 +47,9 @@ class Telemetry:
     home: GeoPoint | None = None
     last_state_s: float = -math.inf       # when the last MAVROS State arrived
     last_position_s: float = -math.inf    # when the last global position arrived
+    heading_enu: float = math.nan         # radians from east, counter-clockwise
+    flight_time_remaining_s: float = math.nan   # down to the battery reserve, at the drain seen
+    mission_reached_seq: int = -1         # the last item of the pushed mission PX4 reported reached
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class MissionSpec:
     cruise_speed_m_s: float
     on_scene_duration_s: float      # 0: until canceled
     return_route: list[Waypoint]
+    standoff_radius_m: float = 0.0  # orbit radius about the scene; 0: hold at the route's end
 
 
 @dataclass
@@ -80,6 +87,27 @@ class SequencerConfig:
     max_altitude_m: float = 120.0
     failsafe_message_window_s: float = 5.0  # how recent a failsafe message must be to explain a mode change
     follower: FollowerConfig = field(default_factory=FollowerConfig)
+    transit_mode: str = "offboard"          # "offboard": stream the route; "mission": push it as a PX4 mission
+    mission_acceptance_radius_m: float = 5.0
+    on_scene_pattern: str = "orbit"         # "orbit" the scene at the stand-off radius, or "hold"
+    orbit_speed_m_s: float = 5.0
+    follow_timeout_s: float = 2.0           # follow setpoints older than this: back to the on-scene pattern
+    follow_limits: FollowLimitsConfig = field(default_factory=FollowLimitsConfig)
+    return_margin_s: float = 60.0           # kept beyond the estimated time home before turning back
+
+
+@dataclass(frozen=True)
+class FollowTarget:
+    """A follow controller's setpoint, in plain values (see dfr_interfaces/FollowSetpoint)."""
+
+    stamp_s: float
+    track_id: str
+    latitude: float
+    longitude: float
+    altitude_rel_m: float
+    velocity_enu: tuple[float, float, float]
+    look_latitude: float
+    look_longitude: float
 
 
 def plan_problems(spec: MissionSpec, config: SequencerConfig) -> list[str]:
@@ -110,13 +138,50 @@ def plan_problems(spec: MissionSpec, config: SequencerConfig) -> list[str]:
 
 
 @dataclass(frozen=True)
+class MissionItem:
+    """One PX4 mission item as MAVROS's Waypoint carries it (MAV_CMD and MAV_FRAME numbers)."""
+
+    frame: int
+    command: int
+    param1: float
+    param2: float
+    param3: float
+    param4: float
+    latitude: float
+    longitude: float
+    altitude: float
+
+
+MAV_CMD_NAV_WAYPOINT = 16
+MAV_CMD_DO_CHANGE_SPEED = 178
+MAV_FRAME_MISSION = 2
+MAV_FRAME_GLOBAL_RELATIVE_ALT = 3
+
+
+def route_mission(route, speed_m_s: float, acceptance_radius_m: float) -> list[MissionItem]:
+    """A route as a PX4 mission: the ground speed first, then a waypoint per point, heights above home.
+
+    Item k + 1 is route point k, so PX4's `mission/reached` counts route points from 1.
+    """
+    items = [MissionItem(MAV_FRAME_MISSION, MAV_CMD_DO_CHANGE_SPEED, 1.0, float(speed_m_s), -1.0, 0.0,
+                         0.0, 0.0, 0.0)]
+    items += [MissionItem(MAV_FRAME_GLOBAL_RELATIVE_ALT, MAV_CMD_NAV_WAYPOINT, 0.0, float(acceptance_radius_m), 0.0,
+                          math.nan, w.latitude, w.longitude, w.altitude_rel_m) for w in route]
+    return items
+
+
+@dataclass(frozen=True)
 class Request:
-    """An autopilot request for the node to make: kind 'arm', 'takeoff' or 'mode'."""
+    """An autopilot request for the node to make: 'arm', 'takeoff', 'mode', or 'mission' (push `route`)."""
 
     kind: str
     mode: str = ""
+    route: tuple[Waypoint, ...] = ()
+    speed_m_s: float = 0.0
 
     def describe(self) -> str:
+        if self.kind == "mission":
+            return f"push a {len(self.route)}-waypoint mission"
         return f"switch to {self.mode}" if self.kind == "mode" else self.kind
 
 
@@ -130,9 +195,11 @@ class Setpoint:
 
 
 class MissionSequencer:
-    def __init__(self, spec: MissionSpec, config: SequencerConfig):
+    def __init__(self, spec: MissionSpec, config: SequencerConfig, permitted_area=None):
+        """`permitted_area`: a shapely polygon in longitude, latitude that follow setpoints must keep to."""
         self.spec = spec
         self.config = config
+        self.permitted_area = permitted_area
         self.follower_config = dataclasses.replace(config.follower, cruise_speed_m_s=spec.cruise_speed_m_s)
         self.phase = Phase.PREFLIGHT
         self.outcome: Outcome | None = None
@@ -144,6 +211,10 @@ class MissionSequencer:
         self.takeoff_time_s: float | None = None
         self.landed_time_s: float | None = None
         self.distance_flown_m = 0.0
+        self.gimbal: tuple[float, float] = (0.0, 0.0)   # (pitch, yaw) in MOUNT degrees for the camera
+        self.relief_needed = False                        # coming home on the battery reserve
+        self.follow_limits_hit: tuple[str, ...] = ()      # which limits held the latest follow setpoint
+        self.track_id = ""                                # the target being followed, if any
 
         self._now = 0.0
         self._frame: LocalFrame | None = None
@@ -165,6 +236,14 @@ class MissionSequencer:
         self._autopilot_message = ("", -math.inf)
         self._failure = ""                          # why the bridge gave up, while PX4 takes over
         self._t = Telemetry(now_s=0.0)
+        self._reserve_reason = ""
+        self._follow_target: FollowTarget | None = None
+        self._limits: FollowLimits | None = None
+        self._orbit_center: np.ndarray | None = None  # ENU (east, north) the on-scene pattern circles
+        self._look_at: np.ndarray | None = None       # ENU point the camera is on, on scene
+        self._mission_points: list[np.ndarray] = []   # the route pushed as a PX4 mission, local
+        self._last_state_s = -math.inf                 # when the previous MAVROS State arrived
+        self._link_gap: tuple[float, float] = (0.0, -math.inf)   # (silence s, when it ended) of the last gap
 
     # -------------------------------------------------------------- interface
     @property
@@ -174,6 +253,10 @@ class MissionSequencer:
     def cancel(self) -> None:
         """The client canceled: come home and land, or stand down if still on the ground."""
         self._canceled = True
+
+    def follow(self, target: FollowTarget) -> None:
+        """The follow controller's latest setpoint; flown on scene while fresh."""
+        self._follow_target = target
 
     def note_autopilot_message(self, text: str, now_s: float) -> None:
         """The latest STATUSTEXT: quoted when a request is refused, and tells failsafes from the pilot."""
@@ -202,26 +285,35 @@ class MissionSequencer:
         if self.done:
             return []
         self._track_position(t)
+        self._track_link(t)
         if self.phase != Phase.PREFLIGHT and t.now_s - t.last_state_s > self.config.link_timeout_s:
             self._finish(Outcome.VEHICLE_LOST, f"no MAVROS state for {t.now_s - t.last_state_s:.1f} s: "
                          "the link to the vehicle is lost; PX4's own link-loss failsafe applies")
+            return []
+        if self.phase != Phase.PREFLIGHT and not t.connected:
+            self._finish(Outcome.VEHICLE_LOST, "MAVROS reports the link to the autopilot lost; PX4's own "
+                         "link-loss failsafe applies")
             return []
         if self._yielded_to_autopilot(t):
             return []
         if self._failure:
             self._hand_over_to_return(t)
             return self._requests
-        if self._flying_phase() and t.now_s - t.last_position_s > self.config.position_timeout_s:
+        link_alive = t.now_s - t.last_state_s <= 2.0     # State comes once a second: a silent link is not "blind"
+        if self._flying_phase() and link_alive and t.now_s - t.last_position_s > self.config.position_timeout_s:
             self._fail(f"no position from the autopilot for {t.now_s - t.last_position_s:.1f} s")
             return self._requests
+        self._check_battery_reserve(t)
         {
             Phase.PREFLIGHT: self._preflight,
             Phase.TAKEOFF: self._takeoff,
             Phase.TRANSIT: self._transit,
             Phase.ON_SCENE: self._on_scene,
+            Phase.FOLLOW: self._follow_target_phase,
             Phase.RETURN: self._return,
             Phase.LAND: self._land,
         }[self.phase](t)
+        self._aim_camera(t)
         return self._requests
 
     # ----------------------------------------------------------------- phases
@@ -283,26 +375,172 @@ class MissionSequencer:
             # shows the mode from before take-off.
             fresh = t.last_state_s > self._step_since
             if fresh and t.altitude_rel_m >= cfg.takeoff_complete_alt_m and t.mode == px4.AUTO_LOITER:
-                self._start_route(Phase.TRANSIT, self.spec.route, t, climb_first=True)
+                if cfg.transit_mode == "mission":
+                    self._start_mission_transit(t)
+                else:
+                    self._start_route(Phase.TRANSIT, self.spec.route, t, climb_first=True)
                 return
         if t.now_s - self._step_since > cfg.takeoff_timeout_s:
             self._fail(f"take-off step '{self._step}' did not complete within {cfg.takeoff_timeout_s:.0f} s "
                        f"(mode {t.mode}, {t.altitude_rel_m:.1f} m above home)")
 
     def _transit(self, t: Telemetry) -> None:
-        if self._canceled:
+        if self._step in ("push", "mission"):
+            self._mission_transit(t)
+        elif self._canceled:
             self._start_return_after_cancel(t)
         elif self._fly(t):
             self.on_scene_since_s = t.now_s
             self._hold = self._follower.target.copy()
-            self._enter(Phase.ON_SCENE, "hold")
+            scene = self._scene_local()
+            self._orbit_center, self._look_at = scene[:2].copy(), scene
+            self._enter(Phase.ON_SCENE, "orbit")
+
+    # A PX4 mission for the transit: pushed after take-off, flown in AUTO.MISSION, and left for
+    # OFFBOARD over the route's last point, where the on-scene pattern starts.
+    def _start_mission_transit(self, t: Telemetry) -> None:
+        self._mission_points = [self._to_local(w) for w in self.spec.route]
+        self._allowed_modes = {t.mode, px4.AUTO_MISSION}
+        self._enter(Phase.TRANSIT, "push")
+        self._mission_transit(t)
+
+    def _mission_transit(self, t: Telemetry) -> None:
+        last_seq = len(self._mission_points)      # item 0 sets the speed; waypoints follow
+        passed = max(0, min(t.mission_reached_seq, last_seq))
+        self._mission_progress(passed)
+        if self._canceled:
+            above_home = np.array([0.0, 0.0, max(self._position[2], self.spec.route[0].altitude_rel_m)])
+            self._follow(Phase.RETURN, list(reversed(self._mission_points[:passed])) + [above_home], t)
+            return
+        if self._step == "push":
+            if Request("mission", route=tuple(self.spec.route), speed_m_s=self.spec.cruise_speed_m_s) \
+                    in self._acknowledged:
+                self._set_step("mission")
+            else:
+                self._request(Request("mission", route=tuple(self.spec.route), speed_m_s=self.spec.cruise_speed_m_s))
+                return
+        if t.mode != px4.AUTO_MISSION:
+            self._request(Request("mode", px4.AUTO_MISSION))
+            return
+        self._allowed_modes = {px4.AUTO_MISSION, px4.OFFBOARD}
+        if t.mission_reached_seq >= last_seq:
+            # Over the last waypoint: take over in OFFBOARD there, with the stream running first.
+            self._follow(Phase.TRANSIT, [self._mission_points[-1]], t)
+
+    def _mission_progress(self, passed: int) -> None:
+        points = [self._position] + self._mission_points[max(0, passed):]
+        remaining = sum(float(np.linalg.norm(b - a)) for a, b in zip(points, points[1:]))
+        self.distance_to_go_m = remaining
+        self.eta_s = remaining / self.spec.cruise_speed_m_s
 
     def _on_scene(self, t: Telemetry) -> None:
-        self._stream(self._hold, np.zeros(3))
-        self.distance_to_go_m, self.eta_s = 0.0, 0.0
         duration = self.spec.on_scene_duration_s
         if self._canceled or (duration > 0 and t.now_s - self.on_scene_since_s >= duration):
             self._start_route(Phase.RETURN, self.spec.return_route, t)
+            return
+        if self._follow_fresh(t):
+            self._enter(Phase.FOLLOW, "follow")
+            self._follow_target_phase(t)
+            return
+        self._orbit(t)
+
+    def _orbit(self, t: Telemetry) -> None:
+        """Circle the point of interest at the stand-off radius, nose and camera on it; or hold."""
+        cfg = self.config
+        self.distance_to_go_m, self.eta_s = 0.0, 0.0
+        radius = self.spec.standoff_radius_m
+        if cfg.on_scene_pattern != "orbit" or radius < 1.0:
+            self._stream(self._hold, np.zeros(3), face=self._look_at)
+            return
+        center = self._orbit_center
+        offset = self._position[:2] - center
+        angle = math.atan2(offset[1], offset[0]) if np.linalg.norm(offset) > 1.0 else 0.0
+        speed = min(cfg.orbit_speed_m_s, self.spec.cruise_speed_m_s)
+        # The nearest point of the circle, moving counter-clockwise at the orbit speed: PX4's position
+        # loop pulls the vehicle onto the circle, the feed-forward carries it round.
+        position = np.array([center[0] + radius * math.cos(angle), center[1] + radius * math.sin(angle),
+                             self._hold[2]])
+        velocity = np.array([-math.sin(angle) * speed, math.cos(angle) * speed, 0.0])
+        self._stream(position, velocity, face=np.array([center[0], center[1], 0.0]))
+
+    def _follow_fresh(self, t: Telemetry) -> bool:
+        target = self._follow_target
+        return target is not None and 0.0 <= t.now_s - target.stamp_s <= self.config.follow_timeout_s
+
+    def _follow_target_phase(self, t: Telemetry) -> None:
+        """Fly the follow controller's setpoints, clamped to the mission's limits, camera on the target."""
+        if self._canceled:
+            self._start_route(Phase.RETURN, self.spec.return_route, t)
+            return
+        target = self._follow_target
+        if not self._follow_fresh(t):
+            # The stream stopped: circle where the target was last seen, at the follow height.
+            self.follow_limits_hit = ()
+            self._hold = np.array([self._position[0], self._position[1], self._position[2]])
+            if self._look_at is not None:
+                self._orbit_center = self._look_at[:2].copy()
+            self._enter(Phase.ON_SCENE, "orbit")
+            self._orbit(t)
+            return
+        if self._limits is None:
+            area = None
+            if self.permitted_area is not None:
+                lon, lat = self.permitted_area.exterior.coords.xy
+                east, north, _ = self._frame.to_enu(np.array(lat), np.array(lon))
+                area = Polygon(list(zip(east, north, strict=True)))
+            self._limits = FollowLimits(self.config.follow_limits, self._scene_local(), area)
+        self.track_id = target.track_id
+        wanted = self._to_local(Waypoint(target.latitude, target.longitude, target.altitude_rel_m))
+        clamped = self._limits.clamp(wanted, target.velocity_enu)
+        self.follow_limits_hit = clamped.limits
+        if math.isfinite(target.look_latitude) and math.isfinite(target.look_longitude):
+            look = self._to_local(Waypoint(target.look_latitude, target.look_longitude, 0.0))
+        else:
+            look = np.array([wanted[0], wanted[1], 0.0])
+        self._look_at = look
+        self.distance_to_go_m = float(np.linalg.norm(clamped.position[:2] - self._position[:2]))
+        self.eta_s = math.nan
+        self._stream(clamped.position, clamped.velocity, face=look)
+
+    def _scene_local(self) -> np.ndarray:
+        east, north, _ = self._frame.to_enu(self.spec.scene.latitude, self.spec.scene.longitude)
+        return np.array([float(east), float(north), 0.0])
+
+    # ----------------------------------------------------------- the camera
+    def _aim_camera(self, t: Telemetry) -> None:
+        """Level in transit and on the way home; on the scene or the target only there (the policy)."""
+        if self.phase in (Phase.ON_SCENE, Phase.FOLLOW) and self._look_at is not None and \
+                self._position is not None:
+            heading = t.heading_enu if math.isfinite(t.heading_enu) else (
+                self.setpoint.yaw_enu if self.setpoint else math.pi / 2)
+            self.gimbal = mount_angles_to(self._position, heading, self._look_at)
+        else:
+            self.gimbal = (0.0, 0.0)
+
+    # ------------------------------------------------------ battery reserve
+    def _check_battery_reserve(self, t: Telemetry) -> None:
+        """Turn for home while the battery above the reserve still covers the way back, and say so."""
+        if self.relief_needed or self.phase not in (Phase.TRANSIT, Phase.ON_SCENE, Phase.FOLLOW):
+            return
+        if self._position is None or not math.isfinite(t.flight_time_remaining_s):
+            return
+        needed = self._time_home_s() + self.config.return_margin_s
+        if t.flight_time_remaining_s >= needed:
+            return
+        self.relief_needed = True
+        self._reserve_reason = (f"{t.flight_time_remaining_s / 60:.1f} min of flight left above the reserve, "
+                                f"{needed / 60:.1f} min needed to come home")
+        if self.phase == Phase.TRANSIT and self._step == "fly":
+            self._start_return_after_cancel(t)
+        else:
+            self._start_route(Phase.RETURN, self.spec.return_route, t)
+
+    def _time_home_s(self) -> float:
+        """Flying time home by the planned return: to its start, along it, then down."""
+        cfg = self.config.follower
+        points = [self._position] + [self._to_local(w) for w in self.spec.return_route]
+        length = sum(float(np.linalg.norm(b[:2] - a[:2])) for a, b in zip(points, points[1:]))
+        return length / self.spec.cruise_speed_m_s + points[-1][2] / cfg.descent_speed_m_s
 
     def _return(self, t: Telemetry) -> None:
         if self._fly(t):
@@ -323,7 +561,10 @@ class MissionSequencer:
                 self._request(Request("mode", px4.AUTO_LAND))
         if self._step == "touchdown" and t.landed_state == px4.LANDED_STATE_ON_GROUND and not t.armed:
             self.landed_time_s = t.now_s
-            if self._canceled:
+            if self.relief_needed:
+                self._finish(Outcome.BATTERY_RESERVE, f"came home on the battery reserve ({self._reserve_reason}); "
+                             "landed on the base")
+            elif self._canceled:
                 self._finish(Outcome.CANCELED, "canceled; returned and landed on the base")
             else:
                 self._finish(Outcome.COMPLETED, "mission flown; landed on the base")
@@ -332,7 +573,7 @@ class MissionSequencer:
             self._fail(f"landing did not complete within {cfg.land_timeout_s:.0f} s")
 
     def _flying_phase(self) -> bool:
-        return self.phase in (Phase.TRANSIT, Phase.ON_SCENE, Phase.RETURN) or (
+        return self.phase in (Phase.TRANSIT, Phase.ON_SCENE, Phase.FOLLOW, Phase.RETURN) or (
             self.phase == Phase.LAND and self._step == "land")
 
     # ------------------------------------------------------------- giving up
@@ -390,14 +631,15 @@ class MissionSequencer:
         self._allowed_modes = {px4.OFFBOARD}
         return guidance.arrived
 
-    def _stream(self, position: np.ndarray, velocity: np.ndarray) -> None:
+    def _stream(self, position: np.ndarray, velocity: np.ndarray, face: np.ndarray | None = None) -> None:
         if self._stream_since is None:
             self._stream_since = self._now
         lat, lon, _ = self._frame.to_geodetic(float(position[0]), float(position[1]), 0.0)
-        scene_east, scene_north, _ = self._frame.to_enu(self.spec.scene.latitude, self.spec.scene.longitude)
-        to_scene = (scene_east - position[0], scene_north - position[1])
-        if self.phase in (Phase.TRANSIT, Phase.ON_SCENE) and math.hypot(*to_scene) > 1.0:
-            yaw = math.atan2(to_scene[1], to_scene[0])        # face the scene
+        if face is None and self.phase == Phase.TRANSIT:
+            face = self._scene_local()
+        to_face = (face[0] - position[0], face[1] - position[1]) if face is not None else (0.0, 0.0)
+        if math.hypot(*to_face) > 1.0:
+            yaw = math.atan2(to_face[1], to_face[0])          # face the scene or the target
         elif math.hypot(velocity[0], velocity[1]) > 0.5:
             yaw = math.atan2(velocity[1], velocity[0])        # face the way home
         else:
@@ -450,11 +692,24 @@ class MissionSequencer:
             self._fail(reason)
 
     # ----------------------------------------------------------------- checks
+    def _track_link(self, t: Telemetry) -> None:
+        """Note a silence between States (normally 1 s apart): what PX4 said during it never arrived."""
+        if t.last_state_s != self._last_state_s:
+            if math.isfinite(self._last_state_s) and t.last_state_s - self._last_state_s > 1.5:
+                self._link_gap = (t.last_state_s - self._last_state_s, t.last_state_s)
+            self._last_state_s = t.last_state_s
+
     def _yielded_to_autopilot(self, t: Telemetry) -> bool:
         """Flying in a mode the bridge did not ask for: the pilot or a failsafe has control. Yield."""
         if self.phase == Phase.PREFLIGHT or not t.armed or not t.mode or t.mode in self._allowed_modes:
             return False
         self.setpoint = None
+        gap, gap_end = self._link_gap
+        if px4.OFFBOARD in self._allowed_modes and t.now_s - gap_end <= self.config.failsafe_message_window_s:
+            # Setpoints cannot have reached PX4 while the link was silent: it left offboard on its own.
+            self._finish(Outcome.AUTOPILOT_FAILSAFE, f"offboard lost while the link was silent for {gap:.1f} s: "
+                         f"the autopilot took {t.mode}; the bridge does not re-enter offboard")
+            return True
         text, when = self._autopilot_message
         if text and t.now_s - when <= self.config.failsafe_message_window_s and any(
                 word in text.lower() for word in _FAILSAFE_WORDS):

@@ -1,9 +1,13 @@
 """Keeps the run's record, says when the scenario is over, and writes metrics.json.
 
-The runner and the launch file end the whole graph when this node exits: it exits
+The runner and the launch files end the whole graph when this node exits: it exits
 once the scenario feed has made every call, every eligible incident has been
 attended and every drone is back on the ground, or when the scenario's time is up
 (exit code 1).
+
+Without a scenario (a live shift on real airframes, calls from intake's
+ReportIncident service) it never ends the run itself: it rewrites metrics.json
+every `write_period_s` and a last time when it is stopped.
 """
 from __future__ import annotations
 
@@ -29,13 +33,15 @@ class RunRecorderNode(Node):
         super().__init__("run_recorder", **kwargs)
         p = self.params = declare(self, [
             Param("fleet_file", "", "path of the fleet file"),
-            Param("scenario_file", "", "path of the scenario being run"),
+            Param("scenario_file", "", "path of the scenario being run; empty: a live shift, kept until stopped"),
             Param("output_dir", "", "directory for metrics.json; empty: write nothing"),
             Param("settle_s", 5.0, "sim time after the feed is done before the run may end", 0.0, 600.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+            Param("write_period_s", 60.0, "live shift: how often metrics.json is rewritten", 1.0, 3600.0),
         ])
         self.fleet = load_fleet(p.fleet_file)
-        self.scenario = load_scenario(p.scenario_file)
+        self.scenario = load_scenario(p.scenario_file) if p.scenario_file else None
+        self.last_write_s: float | None = None
         self.record = RunRecord()
         self.finished = False
         self.exit_code = 0
@@ -74,6 +80,11 @@ class RunRecorderNode(Node):
         if self.start_sim_s is None:
             self.start_sim_s, self.start_wall = now, time.monotonic()
         elapsed = now - self.start_sim_s
+        if self.scenario is None:
+            if self.last_write_s is None or now - self.last_write_s >= self.params.write_period_s:
+                self.last_write_s = now
+                self._write_metrics(self._metrics(complete=False))
+            return
         calls_done = self.feed_done_s is not None and now - self.feed_done_s >= self.params.settle_s
         if calls_done and not self.record.unattended() and self.record.fleet_idle():
             self._finish(0, "scenario complete")
@@ -81,19 +92,32 @@ class RunRecorderNode(Node):
             self._finish(1, f"scenario time of {self.scenario.duration_s:.0f} s is up; unattended: "
                             f"{', '.join(self.record.unattended()) or 'none'}")
 
-    def _finish(self, code: int, why: str):
+    def _metrics(self, complete: bool) -> dict:
         wall = time.monotonic() - (self.start_wall or time.monotonic())
         sim = self._now() - (self.start_sim_s or 0.0)
         progress = self.progress or ScenarioProgress()
-        metrics = {"scenario": self.scenario.name, "calls_received": progress.calls_reported,
-                   "calls_rejected": progress.calls_rejected, **self.record.metrics(),
-                   "sim_duration_s": sim, "wall_duration_s": wall,
-                   "sim_real_time_factor": sim / wall if wall > 0 else None, "complete": code == 0}
-        if self.params.output_dir:
-            path = Path(self.params.output_dir) / "metrics.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(metrics, indent=2) + "\n")
+        return {"scenario": self.scenario.name if self.scenario else "", "calls_received": progress.calls_reported,
+                "calls_rejected": progress.calls_rejected, **self.record.metrics(),
+                "sim_duration_s": sim, "wall_duration_s": wall,
+                "sim_real_time_factor": sim / wall if wall > 0 else None, "complete": complete}
+
+    def _write_metrics(self, metrics: dict, announce: bool = False) -> None:
+        if not self.params.output_dir:
+            return
+        path = Path(self.params.output_dir) / "metrics.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
+        if announce:
             self.get_logger().info(f"metrics written to {path}")
+
+    def on_shutdown(self):
+        """A live shift's record is written when the node is stopped."""
+        if self.scenario is None and not self.finished:
+            self._write_metrics(self._metrics(complete=False), announce=True)
+
+    def _finish(self, code: int, why: str):
+        metrics = self._metrics(complete=code == 0)
+        self._write_metrics(metrics, announce=True)
         rt = metrics["response_time_s"]
         self.get_logger().info(
             f"{why}: {metrics['incidents_attended']}/{metrics['incidents_eligible']} eligible incidents "

@@ -24,3 +24,4 @@ class Outcome(Enum):
     PILOT_TAKEOVER = 3
     VEHICLE_LOST = 4
     AUTOPILOT_FAILSAFE = 5
+    BATTERY_RESERVE = 6

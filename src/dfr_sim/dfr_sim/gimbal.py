@@ -7,10 +7,11 @@ limited rate, so a command is not the attitude of the next frame.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from dfr_common.mount import mount_angles_to
 
 # MAV_MOUNT_MODE, as carried in mavros_msgs/MountControl.mode.
 MOUNT_MODE_RETRACT = 0
@@ -29,21 +30,8 @@ class GimbalLimits:
 
 
 def angles_to_point(position_enu, heading_enu_rad: float, target_enu) -> tuple[float, float]:
-    """(pitch, yaw) in MOUNT degrees that aim a camera at `position_enu` on `target_enu`.
-
-    A two-element target is on the ground. Straight below, the yaw is 0.
-    """
-    target = np.asarray(target_enu, dtype=float).reshape(-1)
-    if target.size == 2:
-        target = np.append(target, 0.0)
-    offset = target - np.asarray(position_enu, dtype=float).reshape(-1)[:3]
-    horizontal = math.hypot(offset[0], offset[1])
-    pitch = math.degrees(math.atan2(offset[2], horizontal))
-    if horizontal < 1e-9:
-        return pitch, 0.0
-    bearing_enu = math.atan2(offset[1], offset[0])
-    yaw = (math.degrees(heading_enu_rad - bearing_enu) + 180.0) % 360.0 - 180.0   # ENU runs left, MOUNT right
-    return pitch, (180.0 if yaw == -180.0 else yaw)
+    """(pitch, yaw) in MOUNT degrees that aim a camera at `position_enu` on `target_enu`."""
+    return mount_angles_to(position_enu, heading_enu_rad, target_enu)
 
 
 def _clamp(value: float, limit: float) -> float:
