@@ -102,3 +102,36 @@ def test_a_docked_camera_is_off_and_an_airborne_one_sees_the_ground_and_the_acto
     colour = np.array([walker.color.r, walker.color.g, walker.color.b]) * 255.0
     # Shading and noise change the colour a little; the ground around differs by far more.
     assert np.min(np.linalg.norm(window - colour, axis=1)) < 60.0
+
+
+def test_a_camera_nobody_watches_renders_nothing_and_reads_no_ground_truth(ros_context):
+    from dfr_common.ros.node_main import make_executor
+    from dfr_sim.camera_node import CameraNode
+    from dfr_sim.sim_node import SimulatorNode
+
+    fleet = str(FIXTURES / "fleet_two_bases.yaml")
+    sim = SimulatorNode(context=ros_context, parameter_overrides=[
+        Parameter("fleet_file", value=fleet), Parameter("speed", value=20.0), Parameter("world_file", value=str(WORLD)),
+        Parameter("scenario_file", value=str(FIXTURES / "scenario_pedestrian_at_islington.yaml"))])
+    camera = CameraNode(context=ros_context, parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("fleet_file", value=fleet),
+        Parameter("world_file", value=str(WORLD)), Parameter("width", value=64), Parameter("height", value=48)])
+    executor = make_executor(ros_context)
+    for node in (sim, camera):
+        executor.add_node(node)
+    try:
+        model = next(v for v in sim.vehicles if v.vehicle_id == "uav1").model
+        deadline = time.monotonic() + 20
+        while sim.sim_now < 4.0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.01)
+        assert model.arm(True, sim.sim_now)[0] and model.takeoff(sim.sim_now, math.nan)[0]
+        end = sim.sim_now + 10.0
+        while sim.sim_now < end and time.monotonic() < deadline + 20:
+            executor.spin_once(timeout_sec=0.01)
+        assert model.airborne
+        assert camera.frames_published == 0
+        assert sim.ground_truth_pub.get_subscription_count() == 0      # nothing built for nobody
+    finally:
+        executor.shutdown()
+        for node in (sim, camera):
+            node.destroy_node()

@@ -90,8 +90,7 @@ class CameraNode(Node):
         self._vehicles: GroundTruthVehicles | None = None
         self._actors: GroundTruthActors | None = None
         self.frames_published = 0
-        self.create_subscription(GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_vehicles, qos.RELIABLE)
-        self.create_subscription(GroundTruthActors, "/sim/ground_truth/actors", self._on_actors, qos.RELIABLE)
+        self._truth_subscriptions = []
         self.create_timer(1.0 / p.rate_hz, self._render_all)
         self.get_logger().info(f"cameras on {len(self.vehicle_ids)} vehicles: {p.width}x{p.height} at "
                                f"{p.rate_hz:g} Hz, {p.horizontal_fov_deg:g} deg")
@@ -102,7 +101,26 @@ class CameraNode(Node):
     def _on_actors(self, msg: GroundTruthActors):
         self._actors = msg
 
+    def _listen_to_truth(self, wanted: bool):
+        """Ground truth is read only while some camera is watched: a hundred actors at 10 Hz cost CPU."""
+        if wanted and not self._truth_subscriptions:
+            self._truth_subscriptions = [
+                self.create_subscription(GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_vehicles,
+                                         qos.RELIABLE),
+                self.create_subscription(GroundTruthActors, "/sim/ground_truth/actors", self._on_actors,
+                                         qos.RELIABLE)]
+        elif not wanted and self._truth_subscriptions:
+            for subscription in self._truth_subscriptions:
+                self.destroy_subscription(subscription)
+            self._truth_subscriptions = []
+            self._vehicles = self._actors = None
+
+    def _watched(self, vehicle_id: str) -> bool:
+        return not self.params.lazy or bool(self.image_pubs[vehicle_id].get_subscription_count()
+                                            or self.info_pubs[vehicle_id].get_subscription_count())
+
     def _render_all(self):
+        self._listen_to_truth(any(self._watched(v) for v in self.vehicle_ids))
         if self._vehicles is None:
             return
         now = self.get_clock().now()
@@ -115,8 +133,7 @@ class CameraNode(Node):
                 continue
             if self.params.only_airborne and not truth.airborne:
                 continue
-            if self.params.lazy and not (self.image_pubs[truth.vehicle_id].get_subscription_count()
-                                         or self.info_pubs[truth.vehicle_id].get_subscription_count()):
+            if not self._watched(truth.vehicle_id):
                 continue
             east, north, _ = self.frame.to_enu(truth.position.latitude, truth.position.longitude)
             v = truth.velocity

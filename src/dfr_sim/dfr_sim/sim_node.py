@@ -562,10 +562,12 @@ class SimulatorNode(Node):
         for vehicle in self.vehicles:
             vehicle.publish(now, stamp)
         if self.ground_truth_schedule.due(now):
+            # Built only for a listener (the camera renderer, evaluation): a hundred actors cost CPU.
             header = Header(stamp=stamp, frame_id="map")
-            self.ground_truth_pub.publish(GroundTruthVehicles(
-                header=header, vehicles=[v.ground_truth() for v in self.vehicles]))
-            if self.actors is not None:
+            if self.ground_truth_pub.get_subscription_count():
+                self.ground_truth_pub.publish(GroundTruthVehicles(
+                    header=header, vehicles=[v.ground_truth() for v in self.vehicles]))
+            if self.actors is not None and self.actors_pub.get_subscription_count():
                 self.actors_pub.publish(GroundTruthActors(header=header, actors=self._actor_truth()))
 
     def _actor_truth(self) -> list[GroundTruthActor]:
