@@ -7,6 +7,8 @@ see another's.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,8 +50,10 @@ class InProcessGraph:
         self.fleet = load_fleet(fleet_file)
         self.sim = SimulatorNode(context=context, parameter_overrides=params(
             {"fleet_file": str(fleet_file), "speed": speed, **(sim_overrides or {})}))
+        self.journal_dir = tempfile.mkdtemp(prefix="dfr_intake_journal_")
         self.intake = IntakeNode(context=context, namespace="dfr", parameter_overrides=params(
-            {**sim_time, "operating_area_file": str(CONFIG / "airspace" / "operating_area.geojson")}))
+            {**sim_time, "operating_area_file": str(CONFIG / "airspace" / "operating_area.geojson"),
+             "journal_file": str(Path(self.journal_dir) / "journal.sqlite")}))
         self.nodes = [self.sim, self.intake]
         self.dispatch = None
         if with_dispatch:
@@ -97,13 +101,16 @@ class InProcessGraph:
         if not hasattr(self, "_report_client"):
             self._report_client = self.client_node.create_client(ReportIncident, "/dfr/report_incident")
         self.spin_until(lambda: self.client_node.get_clock().now().nanoseconds > 0, timeout_s, "sim time")
-        call = Call(call_time=self.client_node.get_clock().now().to_msg(), **fields)
+        fields.setdefault("call_time", self.client_node.get_clock().now().to_msg())   # a retry passes the first's
+        call = Call(**fields)
         return self.call(self._report_client, ReportIncident.Request(call=call), timeout_s)
 
     def close(self):
         self.executor.shutdown()
         for node in self.nodes:
             node.destroy_node()
+        self.intake.on_shutdown()
+        shutil.rmtree(self.journal_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Intake's ReportIncident service through real rclpy: bad calls get specific errors and are never published."""
+import datetime
 import math
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from dfr_common.ros import qos
 from dfr_interfaces.msg import Incident
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPO = FIXTURES.parents[1]
 GOOD = dict(cad_ref="CAD-1", grade="I", category="dangerous_driving", latitude=51.5412, longitude=-0.1027,
             location_uncertainty_m=30.0, description="e-bike on the pavement")
 
@@ -98,9 +100,114 @@ def test_a_cad_reference_reused_for_a_different_call_is_rejected(graph):
 
 
 def test_a_late_subscriber_still_gets_every_incident(graph):
-    for i in range(3):
-        assert graph.report_call(**{**GOOD, "cad_ref": f"CAD-{i}"}).accepted
+    for i in range(3):      # a kilometre apart: three events, not one
+        assert graph.report_call(**{**GOOD, "cad_ref": f"CAD-{i}", "latitude": GOOD["latitude"] + 0.01 * i}).accepted
     late = []
     graph.client_node.create_subscription(Incident, "/dfr/incidents", late.append, qos.incidents(100))
     graph.spin_until(lambda: len(late) == 3, 10, "the latched incidents")
     assert sorted(i.calls[0].cad_ref for i in late) == ["CAD-0", "CAD-1", "CAD-2"]
+
+
+# ------------------------------------------------------------------ merging, closing, restarting
+def test_calls_about_one_event_merge_into_one_incident_that_keeps_every_call(graph):
+    graph.spin_until(lambda: graph.client_node.get_clock().now().nanoseconds > 0, 10, "sim time")
+    when = graph.client_node.get_clock().now().to_msg()
+    first = graph.report_call(**GOOD, call_time=when)
+    second = graph.report_call(**{**GOOD, "cad_ref": "CAD-2", "grade": "S", "category": "vehicle_pursuit",
+                                  "latitude": GOOD["latitude"] + 0.0005})            # 55 m away, minutes later
+    assert first.accepted and second.accepted and second.merged and not first.merged
+    assert second.incident_id == first.incident_id
+    other = graph.report_call(**{**GOOD, "cad_ref": "CAD-3", "category": "noise"})   # not the same kind of event
+    assert not other.merged and other.incident_id != first.incident_id
+    graph.spin_until(lambda: any(i.revision == 2 for i in graph.published), 10, "the merged revision")
+    merged = max((i for i in graph.published if i.incident_id == first.incident_id), key=lambda i: i.revision)
+    assert [c.cad_ref for c in merged.calls] == ["CAD-1", "CAD-2"]
+    assert merged.grade == "I" and merged.state == Incident.STATE_OPEN
+    again = graph.report_call(**GOOD, call_time=when)                                   # a CAD retry
+    assert again.accepted and again.repeat and again.incident_id == first.incident_id
+
+
+def test_closing_goes_through_intake_and_is_published(graph):
+    from dfr_interfaces.srv import CloseIncident
+    opened = graph.report_call(**GOOD)
+    client = graph.client_node.create_client(CloseIncident, "/dfr/close_incident")
+    answer = graph.call(client, CloseIncident.Request(incident_id=opened.incident_id, reason="resolved"))
+    assert answer.success, answer.message
+    graph.spin_until(lambda: any(i.state == Incident.STATE_CLOSED for i in graph.published), 10, "the closure")
+    again = graph.call(client, CloseIncident.Request(incident_id=opened.incident_id, reason="resolved"))
+    assert not again.success and "already closed" in again.message
+    unknown = graph.call(client, CloseIncident.Request(incident_id="INC-999999", reason="resolved"))
+    assert not unknown.success and "INC-999999" in unknown.message
+
+
+def test_a_restarted_intake_publishes_the_open_incidents_again_and_continues_the_ids(graph, ros_context):
+    from dfr_intake.intake_node import IntakeNode
+    from dfr_interfaces.srv import CloseIncident
+    graph.spin_until(lambda: graph.client_node.get_clock().now().nanoseconds > 0, 10, "sim time")
+    when = graph.client_node.get_clock().now().to_msg()
+    ids = [graph.report_call(**{**GOOD, "cad_ref": f"CAD-{i}", "latitude": GOOD["latitude"] + 0.01 * i},
+                             call_time=when).incident_id for i in range(3)]
+    closer = graph.client_node.create_client(CloseIncident, "/dfr/close_incident")
+    assert graph.call(closer, CloseIncident.Request(incident_id=ids[1], reason="stood down")).success
+    journal = graph.intake.get_parameter("journal_file").value
+    # Intake stops (its process would die here) and a new one starts on the same journal file.
+    graph.executor.remove_node(graph.intake)
+    graph.intake.destroy_node()
+    graph.intake.on_shutdown()
+    graph.nodes.remove(graph.intake)
+    from rclpy.parameter import Parameter
+    restarted = IntakeNode(context=ros_context, namespace="dfr", parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("journal_file", value=journal),
+        Parameter("operating_area_file", value=str(REPO / "config" / "airspace" / "operating_area.geojson"))])
+    graph.intake = restarted
+    graph.nodes.append(restarted)
+    graph.executor.add_node(restarted)
+    late = []
+    graph.client_node.create_subscription(Incident, "/dfr/incidents", late.append, qos.incidents(100))
+    graph.spin_until(lambda: {i.incident_id for i in late} >= {ids[0], ids[2]}, 10, "the open incidents again")
+    assert ids[1] not in {i.incident_id for i in late}                      # closed: not announced as open
+    assert graph.report_call(**{**GOOD, "cad_ref": "CAD-0"}, call_time=when).repeat   # known after the restart
+    fresh = graph.report_call(**{**GOOD, "cad_ref": "CAD-9", "latitude": GOOD["latitude"] + 0.05})
+    assert fresh.incident_id == f"INC-{int(ids[2].split('-')[1]) + 1:06d}"      # the sequence goes on
+
+
+def test_the_cad_gateway_forwards_http_calls_to_intake(graph, ros_context, monkeypatch):
+    import httpx
+    from rclpy.parameter import Parameter
+
+    from dfr_intake.cad_gateway_node import CadGatewayNode
+    monkeypatch.setenv("DFR_CAD_TOKEN_TEST", "s3cret-token")
+    gateway = CadGatewayNode(context=ros_context, namespace="dfr", parameter_overrides=[
+        Parameter("port", value=0), Parameter("token_env", value="DFR_CAD_TOKEN_TEST")])
+    graph.nodes.append(gateway)
+    graph.executor.add_node(gateway)
+    import threading
+    spinning = threading.Event()
+    spinning.set()
+    spinner = threading.Thread(target=lambda: [graph.executor.spin_once(timeout_sec=0.01)
+                                               for _ in iter(spinning.is_set, False)], daemon=True)
+    graph.spin_until(lambda: graph.client_node.get_clock().now().nanoseconds > 1e9, 10, "sim time")
+    now_s = graph.client_node.get_clock().now().nanoseconds * 1e-9
+    stamp = datetime.datetime.fromtimestamp(now_s, datetime.timezone.utc).isoformat()
+    body = {"cad_ref": "CAD-H1", "call_time": stamp, "grade": "I", "category": "dangerous_driving",
+            "latitude": GOOD["latitude"], "longitude": GOOD["longitude"], "location_uncertainty_m": 30.0,
+            "address": "Upper Street", "description": "e-bike"}
+    spinner.start()
+    try:
+        url = f"{gateway.server.url}/v1/calls"
+        assert httpx.post(url, json=body, timeout=10).status_code == 401
+        headers = {"Authorization": "Bearer s3cret-token"}
+        answer = httpx.post(url, json=body, headers=headers, timeout=10)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["incident_id"].startswith("INC-") and answer.json()["drone_eligible"]
+        retry = httpx.post(url, json=body, headers=headers, timeout=10)
+        assert retry.status_code == 200 and retry.json()["incident_id"] == answer.json()["incident_id"]
+        far = httpx.post(url, json={**body, "cad_ref": "CAD-H2", "latitude": 48.85, "longitude": 2.35},
+                         headers=headers, timeout=10)
+        assert far.status_code == 422 and any(e["field"] == "location" for e in far.json()["errors"])
+    finally:
+        spinning.clear()
+        spinner.join(timeout=5)
+        gateway.on_shutdown()
+    assert any(i.calls[0].cad_ref == "CAD-H1" for i in graph.published)
+    assert not any(i.calls[0].cad_ref == "CAD-H2" for i in graph.published)

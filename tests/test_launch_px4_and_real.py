@@ -244,6 +244,15 @@ def test_real_starts_one_mavros_per_airframe_from_its_config(monkeypatch, tmp_pa
 def test_real_runs_the_dfr_graph_on_wall_time_without_simulator_or_scenario(monkeypatch, tmp_path):
     actions = run_real(monkeypatch, tmp_path)
     launched = dfr_launched(actions)
+    # Calls come from CAD over HTTP: the gateway runs in front of intake, its token never in the files.
+    gateway = [n for n in launched if n.kwargs["name"] == "cad_gateway"]
+    assert len(gateway) == 1 and gateway[0].kwargs["namespace"] == "/dfr"
+    files, values = parameters_of(gateway[0])
+    assert files == [str(CONFIG / "cad_gateway.yaml")] and values == {"use_sim_time": False}
+    import yaml
+    gateway_params = yaml.safe_load((CONFIG / "cad_gateway.yaml").read_text())["/dfr/cad_gateway"]["ros__parameters"]
+    assert "token" not in gateway_params and gateway_params["token_file"] == ""
+    launched = [n for n in launched if n.kwargs["name"] != "cad_gateway"]
     with_airframes = {"uav1", "uav2", "uav3"}
     specs = [s for s in embedded_graph(tmp_path / "run", leave_out=("sim", "camera", "scenario_feed"))
              if s.name != "bridge" or s.namespace.strip("/") in with_airframes]

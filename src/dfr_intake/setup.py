@@ -19,5 +19,6 @@ setup(
     entry_points={"console_scripts": [
         "intake_node = dfr_intake.intake_node:main",
         "scenario_feed = dfr_intake.scenario_feed_node:main",
+        "cad_gateway = dfr_intake.cad_gateway_node:main",
     ]},
 )

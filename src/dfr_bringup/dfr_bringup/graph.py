@@ -90,7 +90,8 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
     scenario = str(run.scenario_file) if run.scenario_file else ""
     nodes = [
         NodeSpec("dfr_intake", "intake_node", "intake", "/dfr", ("intake.yaml",),
-                 {**clock, "operating_area_file": str(run.config_dir / "airspace" / "operating_area.geojson")}),
+                 {**clock, "operating_area_file": str(run.config_dir / "airspace" / "operating_area.geojson"),
+                  "journal_file": str(run.output_dir / "intake_journal.sqlite")}),
         NodeSpec("dfr_dispatch", "dispatch_node", "dispatch", "/dfr", ("dispatch.yaml",),
                  {**clock, "fleet_file": str(run.fleet_file)}),
         *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml",),
@@ -331,5 +332,9 @@ def real_graph(run: RealRun) -> RealGraph:
     missing = [v for v in vehicle_ids if v not in airframes]
     if missing:
         raise LaunchArgumentError(f"vehicles: {', '.join(missing)} have no airframe in {run.airframes_file}")
+    # Calls come from the control room's CAD system through the gateway.
+    gateway = NodeSpec("dfr_intake", "cad_gateway", "cad_gateway", "/dfr", ("cad_gateway.yaml",),
+                       {"use_sim_time": False})
     return RealGraph(mavros=mavros_specs((airframes[v] for v in vehicle_ids), use_sim_time=False),
-                     nodes=dfr_nodes(run, use_sim_time=False, vehicle_ids=vehicle_ids, recorder_ends_run=False))
+                     nodes=[*dfr_nodes(run, use_sim_time=False, vehicle_ids=vehicle_ids, recorder_ends_run=False),
+                            gateway])

@@ -1,4 +1,11 @@
-"""The intake node: the ReportIncident service in, incidents out on /dfr/incidents."""
+"""The intake node: calls in through ReportIncident, incidents out on /dfr/incidents.
+
+Every accepted call is journalled (SQLite, synced) before it is acknowledged or
+published; at start-up the journal is replayed and the open incidents published
+again, so a restart loses and duplicates nothing. Calls about the same event merge
+into one incident; closing goes through here too (CloseIncident), so the journal and
+the topic always tell the same story.
+"""
 from __future__ import annotations
 
 import math
@@ -10,20 +17,13 @@ from dfr_common.areas import load_areas
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
-from dfr_common.ros.stamps import to_seconds
-from dfr_intake.calls import Call, CallRules, call_problems
-from dfr_intake.incident_book import ConflictingCallError, IncidentBook, IncidentRecord
+from dfr_intake.call_messages import call_from_msg, call_to_msg
+from dfr_intake.calls import CallRules, call_problems
+from dfr_intake.incident_book import ConflictingCallError, IncidentRecord, MergeRules
+from dfr_intake.journal import Journal, JournalError
 from dfr_intake.launch_policy import LaunchPolicy
-from dfr_interfaces.msg import Call as CallMsg
 from dfr_interfaces.msg import Incident
-from dfr_interfaces.srv import ReportIncident
-
-
-def call_from_msg(msg: CallMsg) -> Call:
-    return Call(cad_ref=msg.cad_ref, call_time_s=to_seconds(msg.call_time), grade=msg.grade,
-                category=msg.category, latitude=msg.latitude, longitude=msg.longitude,
-                location_uncertainty_m=msg.location_uncertainty_m, address=msg.address,
-                description=msg.description, suspect_description=msg.suspect_description)
+from dfr_interfaces.srv import CloseIncident, ReportIncident
 
 
 class IntakeNode(Node):
@@ -40,6 +40,12 @@ class IntakeNode(Node):
                   0.0, 600.0),
             Param("incident_history_depth", 1000, "incidents kept for late subscribers of /dfr/incidents",
                   10, 100000),
+            Param("journal_file", "", "SQLite journal of every accepted call and closed incident; replayed at "
+                  "start-up. Required: an acknowledged incident must survive a restart"),
+            Param("merge_radius_m", 150.0, "calls this close (plus both location uncertainties) may be one event",
+                  0.0, 10000.0),
+            Param("merge_window_s", 1200.0, "calls this close in time may be one event", 0.0, 86400.0),
+            Param("merge_groups", [], "categories that may describe the same event, each group comma-separated"),
         ])
         if not p.operating_area_file:
             raise ValueError("parameter 'operating_area_file' is empty: give the operating area's GeoJSON")
@@ -52,10 +58,25 @@ class IntakeNode(Node):
         unknown = (self.policy.eligible_categories | self.policy.excluded_categories) - categories
         if unknown:
             raise ValueError(f"policy names categories intake does not know: {', '.join(sorted(unknown))}")
-        self.book = IncidentBook()
+        if not p.journal_file:
+            raise ValueError("parameter 'journal_file' is empty: without a journal an acknowledged incident "
+                             "would not survive a restart")
+        rules = MergeRules.from_parameters(p.merge_radius_m, p.merge_window_s, [g for g in p.merge_groups if g],
+                                           categories, self.policy.excluded_categories)
+        self.journal = Journal(p.journal_file)
+        self.book = self.journal.replay(rules)
         self.incident_pub = self.create_publisher(Incident, "incidents", qos.incidents(p.incident_history_depth))
         self.create_service(ReportIncident, "report_incident", self._on_report)
-        self.get_logger().info(f"intake ready: {len(categories)} categories, operating area '{area.name}'")
+        self.create_service(CloseIncident, "close_incident", self._on_close)
+        reopened = self.book.open_incidents()
+        for record in reopened:         # a restart: late and early subscribers see every open incident again
+            self.incident_pub.publish(self._incident_msg(record))
+        self.get_logger().info(f"intake ready: {len(categories)} categories, operating area '{area.name}', "
+                               f"journal {p.journal_file} ({len(self.book.incidents)} incidents, "
+                               f"{len(reopened)} open, published again)")
+
+    def on_shutdown(self):
+        self.journal.close()
 
     def _on_report(self, request, response):
         call = call_from_msg(request.call)
@@ -67,21 +88,38 @@ class IntakeNode(Node):
             self.get_logger().warning(f"call {call.cad_ref or '(no ref)'} rejected: {'; '.join(problems)}")
             return response
         try:
-            known = self.book.repeat_of(call)
+            outcome = self.book.accept_call(call, self.policy)      # journalled before it returns
         except ConflictingCallError as err:
             response.accepted = False
             response.errors = [str(err)]
             self.get_logger().warning(f"call {call.cad_ref} rejected: {err}")
             return response
-        if known is not None:
-            # The same call reported again (a retry): answer as before, publish nothing new.
-            return self._answer(response, known, merged=False)
-        eligible, reason = self.policy.decide(call)
-        record = self.book.open_incident(call, eligible, reason)
-        self.incident_pub.publish(self._incident_msg(record, request.call))
-        self.get_logger().info(f"{record.incident_id} from call {call.cad_ref}: grade {call.grade} "
-                               f"{call.category}; {reason}")
-        return self._answer(response, record, merged=False)
+        except JournalError as err:
+            response.accepted = False
+            response.errors = [f"journal: {err}; the call was not accepted, report it again"]
+            self.get_logger().fatal(str(err))
+            return response
+        record = outcome.record
+        if outcome.action != "repeat":      # a retry of a known call: answer as before, publish nothing new
+            self.incident_pub.publish(self._incident_msg(record))
+            verb = "joined" if outcome.action == "merged" else "opened"
+            self.get_logger().info(f"{record.incident_id} {verb} by call {call.cad_ref}: grade {record.grade} "
+                                   f"{record.category}, {len(record.calls)} calls; {record.policy_reason}")
+        response.repeat = outcome.action == "repeat"
+        return self._answer(response, record, merged=outcome.merged)
+
+    def _on_close(self, request, response):
+        now = self.get_clock().now().nanoseconds * 1e-9
+        try:
+            record = self.book.close(request.incident_id, request.reason, now)
+        except (ValueError, JournalError) as err:      # unknown, already closed, no reason; or the disk
+            response.success, response.message = False, str(err)
+            self.get_logger().warning(f"close {request.incident_id or '(no id)'} refused: {err}")
+            return response
+        self.incident_pub.publish(self._incident_msg(record))
+        response.success, response.message = True, f"{record.incident_id} closed: {request.reason}"
+        self.get_logger().info(response.message)
+        return response
 
     @staticmethod
     def _answer(response, record: IncidentRecord, merged: bool):
@@ -92,15 +130,16 @@ class IntakeNode(Node):
         response.policy_reason = record.policy_reason
         return response
 
-    def _incident_msg(self, record: IncidentRecord, call_msg: CallMsg) -> Incident:
-        call = record.first_call
+    def _incident_msg(self, record: IncidentRecord) -> Incident:
+        # Where to fly: the latest report, since an event such as a pursuit moves.
+        where = record.latest_call
         msg = Incident(incident_id=record.incident_id, revision=record.revision,
                        state=Incident.STATE_OPEN if record.open else Incident.STATE_CLOSED,
-                       calls=[call_msg], grade=call.grade, category=call.category,
-                       location_uncertainty_m=float(call.location_uncertainty_m),
+                       calls=[call_to_msg(c) for c in record.calls], grade=record.grade, category=record.category,
+                       location_uncertainty_m=float(where.location_uncertainty_m),
                        drone_eligible=record.drone_eligible, policy_reason=record.policy_reason)
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.location.latitude, msg.location.longitude = call.latitude, call.longitude
+        msg.location.latitude, msg.location.longitude = where.latitude, where.longitude
         msg.location.altitude = math.nan
         return msg
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfr_common.config_file import load_yaml
+from dfr_intake.calls import Call
 
 
 class ScenarioError(ValueError):
@@ -28,6 +29,11 @@ class ScenarioCall:
     address: str = ""
     description: str = ""
     suspect_description: str = ""
+
+    def as_call(self, call_time_s: float) -> Call:
+        """The call as the control room reports it, at the moment it is reported."""
+        return Call(self.cad_ref, call_time_s, self.grade, self.category, self.latitude, self.longitude,
+                    self.location_uncertainty_m, self.address, self.description, self.suspect_description)
 
 
 @dataclass(frozen=True)

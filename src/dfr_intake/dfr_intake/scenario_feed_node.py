@@ -12,6 +12,7 @@ from rclpy.node import Node
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
+from dfr_intake.call_messages import call_to_msg
 from dfr_intake.scenario import ScenarioCall, load_scenario
 from dfr_interfaces.msg import Call, ScenarioProgress
 from dfr_interfaces.srv import ReportIncident
@@ -59,10 +60,7 @@ class ScenarioFeedNode(Node):
             self.done = True
 
     def _report(self, call: ScenarioCall, now):
-        msg = Call(cad_ref=call.cad_ref, call_time=now.to_msg(), grade=call.grade, category=call.category,
-                   latitude=call.latitude, longitude=call.longitude,
-                   location_uncertainty_m=call.location_uncertainty_m, address=call.address,
-                   description=call.description, suspect_description=call.suspect_description)
+        msg = call_to_msg(call.as_call(now.nanoseconds * 1e-9))
         self.progress.calls_reported += 1
         self._send(call, msg, now.nanoseconds * 1e-9)
 
