@@ -20,8 +20,9 @@ from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
+from dfr_dispatch.airspace import Airspace, load_restrictions
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
-from dfr_dispatch.mission_plan import PlanConfig, plan_direct
+from dfr_dispatch.mission_plan import PlanConfig, plan_mission
 from dfr_dispatch.nearest_idle import nearest_idle
 from dfr_interfaces.action import ExecuteMission
 from dfr_interfaces.msg import FleetStatus, GeoWaypoint, Incident, MissionPlan, VehicleStatus
@@ -46,6 +47,11 @@ class DispatchNode(Node):
             Param("standoff_radius_m", 40.0, "horizontal distance kept from the scene", 0.0, 500.0),
             Param("on_scene_duration_s", 120.0, "time on scene before returning; 0 until canceled",
                   0.0, 7200.0),
+            Param("airspace_file", "", "GeoJSON of no-fly and restricted areas (config/airspace/*); empty: "
+                  "straight routes"),
+            Param("airspace_permissions", [], "restriction permissions this operator holds, e.g. police_permitted"),
+            Param("airspace_buffer_m", 50.0, "margin kept from every no-fly area", 0.0, 1000.0),
+            Param("ceiling_m", 120.0, "highest flight altitude above the surface", 10.0, 500.0),
             Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
             Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
                   1.0, 60.0),
@@ -57,6 +63,12 @@ class DispatchNode(Node):
         self.fleet = load_fleet(p.fleet_file)
         self.plan_config = PlanConfig(p.cruise_altitude_m, p.cruise_speed_m_s, p.standoff_radius_m,
                                       p.on_scene_duration_s)
+        self.airspace = None
+        if p.airspace_file:
+            self.airspace = Airspace(load_restrictions(p.airspace_file), self.fleet.site_frame(),
+                                     frozenset(x for x in p.airspace_permissions if x), p.airspace_buffer_m,
+                                     p.ceiling_m)
+            self.get_logger().info(f"airspace {p.airspace_file}: {len(self.airspace.no_fly)} no-fly areas")
         self.picture = FleetPicture(self.fleet, p.status_timeout_s)
         self.statuses: dict[str, VehicleStatus] = {}
         self.incidents: dict[str, Incident] = {}
@@ -134,7 +146,10 @@ class DispatchNode(Node):
         self._mission_counter += 1
         mission_id = f"M{self._mission_counter:05d}-{incident.incident_id}-{vehicle_id}"
         home = self.fleet.vehicle_home(vehicle_id)
-        plan = plan_direct(home, incident.location.latitude, incident.location.longitude, self.plan_config)
+        plan = plan_mission(home, incident.location.latitude, incident.location.longitude, self.plan_config,
+                            self.airspace)
+        for note in plan.notes:
+            self.get_logger().warning(f"{incident.incident_id}: {note}")
         goal = ExecuteMission.Goal(incident=incident, plan=MissionPlan(
             mission_id=mission_id,
             route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude, altitude_rel_m=w.altitude_rel_m)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dfr_common.geodesy import GeoPoint, LocalFrame
-from dfr_dispatch.mission_plan import DirectPlan, PlanConfig, PlannedPoint, plan_direct
+from dfr_dispatch.mission_plan import DirectPlan, PlanConfig, PlannedPoint, plan_direct, plan_mission
 
 HOME = GeoPoint(51.5338, -0.1109, 76.0)     # a dock at Islington police station, ellipsoid height
 FRAME = LocalFrame(HOME)
@@ -118,3 +119,30 @@ def test_non_finite_home_is_rejected():
 def test_non_finite_scene_is_rejected(lat, lon):
     with pytest.raises(ValueError):
         plan_direct(HOME, lat, lon, CONFIG)
+
+
+
+# ------------------------------------------------------------------ with the airspace model
+def london_airspace(permissions=frozenset()):
+    from dfr_dispatch.airspace import Airspace, load_restrictions
+    restrictions = load_restrictions(Path(__file__).resolve().parents[3] / "config" / "airspace"
+                                     / "london_restrictions.geojson")
+    return Airspace(restrictions, LocalFrame(HOME), permissions)
+
+
+def test_a_plan_by_the_airspace_keeps_out_of_no_fly_areas_both_ways():
+    import shapely
+    airspace = london_airspace()
+    plan = plan_mission(HOME, 51.515, -0.075, CONFIG, airspace)        # east of the City, across R158
+    for route, start in ((plan.route, HOME), (plan.return_route, plan.route[-1])):
+        line = shapely.LineString([airspace.enu_of((start.latitude, start.longitude))[:2]]
+                                  + [airspace.enu_of((p.latitude, p.longitude))[:2] for p in route])
+        assert not any(line.intersects(zone) for zone in airspace.zones)
+    assert all(60.0 <= p.altitude_rel_m <= 120.0 for p in plan.route + plan.return_route)
+    assert plan.notes == ()
+
+
+def test_an_incident_inside_a_no_fly_area_is_answered_from_its_edge_and_the_plan_says_so():
+    plan = plan_mission(HOME, 51.515, -0.09, CONFIG, london_airspace())    # the middle of R158
+    assert any("R158" in note and "edge" in note for note in plan.notes)
+    assert plan_mission(HOME, 51.515, -0.09, CONFIG, london_airspace({"police_permitted"})).notes == ()
