@@ -63,3 +63,30 @@ def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory)
     assert seq.on_scene_since_s - seq.takeoff_time_s < 120.0
     # No other drone flew.
     assert [v.vehicle_id for v in graph.sim.vehicles if v.model._taken_off] == [vehicle.vehicle_id]
+
+
+def test_a_drone_leaving_on_its_reserve_is_relieved_by_another(graph_factory):
+    from dfr_interfaces.srv import InjectFault
+    graph = graph_factory(
+        fleet_file=FIXTURES / "fleet_two_bases.yaml",
+        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0, "cruise_altitude_m": 40.0})
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    answer = graph.report_call(cad_ref="CAD-RELIEF", grade="I", category="dangerous_driving",
+                               location_uncertainty_m=30.0, description="e-bike ridden dangerously", **INCIDENT)
+    assert answer.accepted, answer.errors
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None, 60,
+                     "the first drone on scene")
+    faults = graph.client_node.create_client(InjectFault, "/sim/inject_fault")
+    assert graph.call(faults, InjectFault.Request(vehicle_id=first.vehicle_id, fault="battery_level",
+                                                  value=0.22)).success
+    # The first turns home on its reserve; dispatch sends another drone to the same incident.
+    second = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed
+                                            and v.vehicle_id != first.vehicle_id), None), 60, "a relief drone")
+    relief = graph.bridges[second.vehicle_id]
+    graph.spin_until(lambda: relief.sequencer is not None, 10, "the relief mission")
+    assert relief.sequencer.spec.incident_id == answer.incident_id
+    graph.spin_until(lambda: bridge.sequencer.done, 90, "the first drone home")
+    assert bridge.sequencer.outcome == Outcome.BATTERY_RESERVE, bridge.sequencer.reason
+    graph.spin_until(lambda: relief.sequencer.on_scene_since_s is not None, 90, "the relief on scene")

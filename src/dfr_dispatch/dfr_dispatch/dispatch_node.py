@@ -74,6 +74,7 @@ class DispatchNode(Node):
         self.incidents: dict[str, Incident] = {}
         self.assignments: dict[str, Assignment] = {}
         self.attended: set[str] = set()
+        self.relieved: dict[str, str] = {}           # incident -> the vehicle that left it on its reserve
         self.refused_by: dict[str, set[str]] = {}     # incident -> vehicles whose bridge refused it
         self.queue_reasons: dict[str, str] = {}
         self._mission_counter = 0
@@ -110,8 +111,24 @@ class DispatchNode(Node):
             self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
             return
         self.statuses[msg.vehicle_id] = msg
+        self._relieve(msg)
         self.picture.update(VehicleView(msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude,
                                         msg.available, self._now()))
+
+    def _relieve(self, msg: VehicleStatus):
+        """A drone leaving its incident on its battery reserve: the incident goes back in the queue at
+        once, so that a relief drone is on its way while the first one flies home."""
+        incident_id = msg.incident_id
+        assignment = self.assignments.get(incident_id)
+        if not msg.relief_needed or assignment is None or assignment.vehicle_id != msg.vehicle_id:
+            return
+        incident = self.incidents.get(incident_id)
+        if incident is None or incident.state != Incident.STATE_OPEN:
+            return
+        del self.assignments[incident_id]      # its mission runs on to landing; the picture keeps it reserved
+        self.relieved[incident_id] = msg.vehicle_id
+        self.queue_reasons[incident_id] = f"relief for {msg.vehicle_id}, returning on its battery reserve"
+        self.get_logger().warning(f"{incident_id}: {msg.vehicle_id} returns on its battery reserve: sending relief")
 
     # --------------------------------------------------------------- decisions
     def _waiting(self) -> list[Incident]:
@@ -199,8 +216,8 @@ class DispatchNode(Node):
     def _on_result(self, incident_id: str, assignment: Assignment, future):
         response = future.result()
         result = response.result
-        if result.reached_scene:
-            self.attended.add(incident_id)
+        if result.reached_scene and self.assignments.get(incident_id) in (None, assignment):
+            self.attended.add(incident_id)      # not while a relief drone is still on its way
         outcome = {v: k for k, v in vars(ExecuteMission.Result).items() if k.startswith("OUTCOME_")}.get(
             result.outcome, str(result.outcome))
         status = "succeeded" if response.status == GoalStatus.STATUS_SUCCEEDED else "did not succeed"
