@@ -90,3 +90,16 @@ def test_a_drone_leaving_on_its_reserve_is_relieved_by_another(graph_factory):
     graph.spin_until(lambda: bridge.sequencer.done, 90, "the first drone home")
     assert bridge.sequencer.outcome == Outcome.BATTERY_RESERVE, bridge.sequencer.reason
     graph.spin_until(lambda: relief.sequencer.on_scene_since_s is not None, 90, "the relief on scene")
+
+
+def test_dispatch_draws_its_picture_for_rviz(graph_factory):
+    from visualization_msgs.msg import MarkerArray
+
+    from dfr_common.ros import qos
+    graph = graph_factory(fleet_file=FIXTURES / "fleet_two_bases.yaml")
+    static, live = [], []
+    graph.client_node.create_subscription(MarkerArray, "/dfr/static_markers", static.append, qos.LATCHED_STATE)
+    graph.client_node.create_subscription(MarkerArray, "/dfr/markers", live.append, qos.RELIABLE)
+    graph.spin_until(lambda: static and live and any(m.ns == "drones" for m in live[-1].markers), 30, "markers")
+    assert len([m for m in static[-1].markers if m.ns == "bases"]) == 2
+    assert len([m for m in live[-1].markers if m.ns == "drones"]) == 3

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.node import Node
+from visualization_msgs.msg import MarkerArray
 
 from dfr_common.fleet import load_fleet
 from dfr_common.grading import urgency
@@ -22,6 +23,7 @@ from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
+from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
 from dfr_dispatch.nearest_idle import nearest_idle
 from dfr_interfaces.action import ExecuteMission
@@ -35,6 +37,7 @@ class Assignment:
     sent_s: float
     goal_handle: object = None
     expired: bool = False      # the bridge did not answer in time; a late acceptance is canceled
+    route: tuple = ()          # (latitude, longitude, altitude above home) from the base, for the map
 
 
 class DispatchNode(Node):
@@ -88,6 +91,11 @@ class DispatchNode(Node):
             self.clients_by_vehicle[vehicle_id] = ActionClient(self, ExecuteMission,
                                                                f"/{vehicle_id}/execute_mission")
         self.fleet_pub = self.create_publisher(FleetStatus, "fleet_status", qos.RELIABLE)
+        self.markers_pub = self.create_publisher(MarkerArray, "markers", qos.RELIABLE)
+        self.static_markers_pub = self.create_publisher(MarkerArray, "static_markers", qos.LATCHED_STATE)
+        zones = [] if self.airspace is None else [(r.name, r.geometry) for r in self.airspace.no_fly]
+        self.static_markers_pub.publish(static_markers(self.fleet.site_frame(), self.fleet, zones,
+                                                      self.get_clock().now().to_msg()))
         self.create_timer(p.decision_period_s, self._decide)
         self.get_logger().info(f"dispatching {len(self.fleet.vehicles)} vehicles from "
                                f"{len(self.fleet.bases)} bases ({self.fleet.source})")
@@ -177,7 +185,9 @@ class DispatchNode(Node):
             return_route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude,
                                       altitude_rel_m=w.altitude_rel_m) for w in plan.return_route]))
         goal.plan.scene = incident.location
-        assignment = Assignment(vehicle_id, mission_id, self._now())
+        start = (home.latitude, home.longitude, plan.route[0].altitude_rel_m if plan.route else 0.0)
+        assignment = Assignment(vehicle_id, mission_id, self._now(), route=(start, *(
+            (w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route)))
         self.assignments[incident.incident_id] = assignment
         self.picture.reserve(vehicle_id, incident.incident_id)
         self.queue_reasons.pop(incident.incident_id, None)
@@ -240,6 +250,12 @@ class DispatchNode(Node):
         msg.vehicles_available = len(self.picture.idle(self._now()))
         msg.header.stamp = self.get_clock().now().to_msg()
         self.fleet_pub.publish(msg)
+        if self.markers_pub.get_subscription_count():      # drawn only for a viewer
+            open_incidents = [i for i in self.incidents.values() if i.state == Incident.STATE_OPEN]
+            routes = {a.vehicle_id: a.route for a in self.assignments.values() if a.route}
+            self.markers_pub.publish(live_markers(self.fleet.site_frame(), list(self.statuses.values()),
+                                                  open_incidents, routes, msg.header.stamp,
+                                                  2.0 * self.params.decision_period_s))
 
 
 def main(args=None):
