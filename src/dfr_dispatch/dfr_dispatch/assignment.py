@@ -391,10 +391,14 @@ def _queue_reason(j, inc, drones, cands, n_idle, feasible, needed, available_s, 
             if all(urgency(d.busy_grade or "R") < urgency(inc.grade) for d in busy):
                 return f"all {len(busy)} drones busy with higher-grade incidents"
             return f"all {len(busy)} drones busy with incidents of the same or a higher grade"
-        if inc.grade in config.preempting_grades:
-            return (f"all {len(busy)} drones busy; none that could be pre-empted can reach it and return "
-                    "with the reserve")
-        return (f"all {len(busy)} drones busy ({len(busy) - len(higher)} with lower-grade incidents, "
-                f"which only grade {'/'.join(sorted(config.preempting_grades))} calls may pre-empt)")
+        lower = len(busy) - len(higher)
+        preemptible = [d for d in busy if inc.grade in config.preempting_grades and not d.relief_needed
+                       and (d.busy_grade or "R") in config.preemptible_grades
+                       and urgency(d.busy_grade or "R") > urgency(inc.grade)]
+        if preemptible:
+            return (f"all {len(busy)} drones busy; the {len(preemptible)} on missions it may pre-empt cannot reach "
+                    "it and return with the reserve")
+        return (f"all {len(busy)} drones busy; {lower} with lower-grade incidents that a grade {inc.grade} call "
+                "may not pre-empt")
     down = len(others) - len(busy)
     return f"no drone available: {len(busy)} busy, {down} charging, offline or returning"

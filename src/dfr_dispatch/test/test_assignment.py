@@ -162,12 +162,18 @@ def test_last_drone_at_a_base_is_kept_when_another_is_nearly_as_fast():
 
 def test_low_grade_call_waits_rather_than_empty_a_base_then_goes():
     drones = [drone("a1", 0.0, base="A")]
-    inc = incident("minor", 3000.0, grade="R", since=0.0)      # ETA 172 s + 300 coverage > 300 queue cost
+    # grade R (weight 0.3): sending costs 0.3 × 172 s + 300 for emptying A = 352; waiting 0.3 × (300 s + waited)
+    inc = incident("minor", 3000.0, grade="R", since=0.0)
     d = plan_assignments(drones, [inc], ENU, now_s=0.0)
     assert d.assign == []
     assert d.queued["minor"].startswith("kept queued to keep coverage: sending a1 would empty base A")
-    d = plan_assignments(drones, [inc], ENU, now_s=600.0)    # it has waited 10 minutes
+    d = plan_assignments(drones, [inc], ENU, now_s=800.0)     # 0.3 × 1100 = 330 < 352
+    assert "minor" in d.queued
+    d = plan_assignments(drones, [inc], ENU, now_s=900.0)     # 15 minutes: 0.3 × 1200 = 360 > 352
     assert assigned(d) == {"minor": "a1"}
+    # an E-grade call at the same place goes at once (172 + 300 < 600)
+    d = plan_assignments(drones, [incident("e", 3000.0, grade="E")], ENU, now_s=0.0)
+    assert assigned(d) == {"e": "a1"}
 
 
 # --- pre-emption --------------------------------------------------------------------------------------------------
@@ -192,7 +198,10 @@ def test_no_preemption_when_idle_drone_is_nearly_as_fast_or_grade_not_allowed():
     assert d.preempt == [] and "S1" in d.queued
     busy_s = drone("uav3", 500.0, available=False, busy_with="S9", busy_grade="S")
     d = plan_assignments([busy_s], [incident("I1", 1000.0, grade="I")], ENU, 0.0)
-    assert d.preempt == [] and d.queued["I1"] == "all 1 drones busy with incidents of the same or a higher grade"
+    assert d.preempt == [] and d.queued["I1"] == ("all 1 drones busy; 1 with lower-grade incidents that a grade I "
+                                                  "call may not pre-empt")
+    d = plan_assignments([busy_s], [incident("I2", 1000.0, grade="S")], ENU, 0.0)
+    assert d.queued["I2"] == "all 1 drones busy with incidents of the same or a higher grade"
 
 
 # --- relief -------------------------------------------------------------------------------------------------------
