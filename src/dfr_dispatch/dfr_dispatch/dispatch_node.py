@@ -22,6 +22,7 @@ from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
+from dfr_dispatch.assignment import AssignmentConfig, DroneState, OpenIncident, plan_assignments
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
 from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
@@ -55,6 +56,14 @@ class DispatchNode(Node):
             Param("airspace_permissions", [], "restriction permissions this operator holds, e.g. police_permitted"),
             Param("airspace_buffer_m", 50.0, "margin kept from every no-fly area", 0.0, 1000.0),
             Param("ceiling_m", 120.0, "highest flight altitude above the surface", 10.0, 500.0),
+            Param("policy", "planner", "'planner': the whole queue against the fleet at once (grade, ETA, battery, "
+                  "coverage); 'nearest_idle': each incident in turn to the nearest idle drone"),
+            Param("coverage_tolerance_s", 60.0, "a base keeps its last drone when another can serve within "
+                  "this much more time", 0.0, 1800.0),
+            Param("battery_reserve", 0.2, "battery fraction a mission must leave unused", 0.0, 0.9),
+            Param("nominal_endurance_s", 2400.0, "full-battery flight time when a drone reports none", 60.0, 20000.0),
+            Param("assumed_on_scene_s", 600.0, "time on scene counted for the battery when a mission's is open-ended",
+                  0.0, 7200.0),
             Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
             Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
                   1.0, 60.0),
@@ -93,6 +102,13 @@ class DispatchNode(Node):
         self.fleet_pub = self.create_publisher(FleetStatus, "fleet_status", qos.RELIABLE)
         self.markers_pub = self.create_publisher(MarkerArray, "markers", qos.RELIABLE)
         self.static_markers_pub = self.create_publisher(MarkerArray, "static_markers", qos.LATCHED_STATE)
+        if p.policy not in ("planner", "nearest_idle"):
+            raise ValueError(f"parameter 'policy' is '{p.policy}': use 'planner' or 'nearest_idle'")
+        self.assignment_config = AssignmentConfig(
+            cruise_speed_m_s=p.cruise_speed_m_s, cruise_altitude_m=p.cruise_altitude_m,
+            on_scene_time_s=p.on_scene_duration_s or p.assumed_on_scene_s, battery_reserve_fraction=p.battery_reserve,
+            nominal_endurance_s=p.nominal_endurance_s, coverage_tolerance_s=p.coverage_tolerance_s)
+        self._route_times: dict[tuple, float] = {}
         zones = [] if self.airspace is None else [(r.name, r.geometry) for r in self.airspace.no_fly]
         self.static_markers_pub.publish(static_markers(self.fleet.site_frame(), self.fleet, zones,
                                                       self.get_clock().now().to_msg()))
@@ -149,6 +165,53 @@ class DispatchNode(Node):
     def _decide(self):
         now = self._now()
         self._expire_unanswered(now)
+        if self.params.policy == "planner":
+            self._decide_jointly(now)
+        else:
+            self._decide_nearest_idle(now)
+        self._publish_fleet_status()
+
+    def _decide_jointly(self, now: float):
+        """Every waiting incident against every idle drone at once (dfr_dispatch.assignment)."""
+        waiting = []
+        for incident in self._waiting():
+            if math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude):
+                waiting.append(incident)
+            else:
+                self.queue_reasons[incident.incident_id] = "the incident has no usable location"
+        if not waiting:
+            return
+        drones = []
+        for view in self.picture.idle(now):
+            status = self.statuses.get(view.vehicle_id)
+            home = self.fleet.vehicle_home(view.vehicle_id)
+            drones.append(DroneState(
+                view.vehicle_id, view.base_id, (view.latitude, view.longitude), available=True,
+                battery_fraction=status.battery_fraction if status else math.nan,
+                flight_time_remaining_s=status.flight_time_remaining_s if status else math.nan,
+                home=(home.latitude, home.longitude)))
+        incidents = [OpenIncident(i.incident_id, i.grade, (i.location.latitude, i.location.longitude),
+                                  to_seconds(i.calls[0].call_time) if i.calls else now,
+                                  self.relieved.get(i.incident_id)) for i in waiting]
+        decisions = plan_assignments(drones, incidents, self.assignment_config, now,
+                                     travel_time_s=self._route_time if self.airspace is not None else None)
+        by_id = {i.incident_id: i for i in waiting}
+        for vehicle_id, incident_id, eta_s in decisions.assign:
+            if vehicle_id in self.refused_by.get(incident_id, set()):
+                self.queue_reasons[incident_id] = f"{vehicle_id}, the best drone for it, refused it; trying others"
+                continue
+            self._send_mission(by_id[incident_id], vehicle_id, f"planned ETA {eta_s:.0f} s")
+        self.queue_reasons.update(decisions.queued)
+
+    def _route_time(self, drone: DroneState, incident: OpenIncident) -> float:
+        """Cruise time by the airspace's route, cached per (drone position, incident)."""
+        key = (round(drone.position[0], 5), round(drone.position[1], 5), incident.incident_id)
+        if key not in self._route_times:
+            route = self.airspace.route(drone.position, incident.position)
+            self._route_times[key] = route.length_m / self.plan_config.cruise_speed_m_s
+        return self._route_times[key]
+
+    def _decide_nearest_idle(self, now: float):
         for incident in self._waiting():
             if not (math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude)):
                 self.queue_reasons[incident.incident_id] = "the incident has no usable location"
@@ -161,10 +224,9 @@ class DispatchNode(Node):
                     f"; refused by {', '.join(sorted(refused))}" if refused else "")
                 continue
             vehicle, distance = choice
-            self._send_mission(incident, vehicle.vehicle_id, distance)
-        self._publish_fleet_status()
+            self._send_mission(incident, vehicle.vehicle_id, f"nearest idle at {distance:.0f} m")
 
-    def _send_mission(self, incident: Incident, vehicle_id: str, distance_m: float):
+    def _send_mission(self, incident: Incident, vehicle_id: str, why: str):
         # No server_is_ready() gate: it reads the ROS graph cache, which can miss a server that
         # DDS has matched (ros2/rmw_fastrtps#792). An unanswered goal expires instead.
         client = self.clients_by_vehicle[vehicle_id]
@@ -192,7 +254,7 @@ class DispatchNode(Node):
         self.picture.reserve(vehicle_id, incident.incident_id)
         self.queue_reasons.pop(incident.incident_id, None)
         self.get_logger().info(f"{incident.incident_id} (grade {incident.grade} {incident.category}): "
-                               f"sending {vehicle_id}, nearest idle at {distance_m:.0f} m, as {mission_id}")
+                               f"sending {vehicle_id}, {why}, as {mission_id}")
         future = client.send_goal_async(goal)
         future.add_done_callback(lambda f: self._on_goal_response(incident.incident_id, assignment, f))
 
