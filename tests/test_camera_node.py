@@ -16,11 +16,8 @@ FIXTURES = REPO / "tests" / "fixtures"
 WORLD = REPO / "config" / "world" / "islington.geojson"
 
 
-@pytest.fixture
-def camera_graph(ros_context):
-    import rclpy
-
-    from dfr_common.ros.node_main import make_executor
+def sim_and_camera(ros_context, **camera_params):
+    """The simulator with a pedestrian near Islington, and the camera node with these parameters."""
     from dfr_sim.camera_node import CameraNode
     from dfr_sim.sim_node import SimulatorNode
 
@@ -30,8 +27,17 @@ def camera_graph(ros_context):
         Parameter("scenario_file", value=str(FIXTURES / "scenario_pedestrian_at_islington.yaml"))])
     camera = CameraNode(context=ros_context, parameter_overrides=[
         Parameter("use_sim_time", value=True), Parameter("fleet_file", value=fleet),
-        Parameter("world_file", value=str(WORLD)), Parameter("vehicles", value=["uav1"]),
-        Parameter("width", value=320), Parameter("height", value=240), Parameter("rate_hz", value=5.0)])
+        Parameter("world_file", value=str(WORLD)), *(Parameter(k, value=v) for k, v in camera_params.items())])
+    return sim, camera
+
+
+@pytest.fixture
+def camera_graph(ros_context):
+    import rclpy
+
+    from dfr_common.ros.node_main import make_executor
+
+    sim, camera = sim_and_camera(ros_context, vehicles=["uav1"], width=320, height=240, rate_hz=5.0)
     client = rclpy.create_node("camera_client", context=ros_context,
                                parameter_overrides=[Parameter("use_sim_time", value=True)])
     executor = make_executor(ros_context)
@@ -106,16 +112,8 @@ def test_a_docked_camera_is_off_and_an_airborne_one_sees_the_ground_and_the_acto
 
 def test_a_camera_nobody_watches_renders_nothing_and_reads_no_ground_truth(ros_context):
     from dfr_common.ros.node_main import make_executor
-    from dfr_sim.camera_node import CameraNode
-    from dfr_sim.sim_node import SimulatorNode
 
-    fleet = str(FIXTURES / "fleet_two_bases.yaml")
-    sim = SimulatorNode(context=ros_context, parameter_overrides=[
-        Parameter("fleet_file", value=fleet), Parameter("speed", value=20.0), Parameter("world_file", value=str(WORLD)),
-        Parameter("scenario_file", value=str(FIXTURES / "scenario_pedestrian_at_islington.yaml"))])
-    camera = CameraNode(context=ros_context, parameter_overrides=[
-        Parameter("use_sim_time", value=True), Parameter("fleet_file", value=fleet),
-        Parameter("world_file", value=str(WORLD)), Parameter("width", value=64), Parameter("height", value=48)])
+    sim, camera = sim_and_camera(ros_context, width=64, height=48)
     executor = make_executor(ros_context)
     for node in (sim, camera):
         executor.add_node(node)
