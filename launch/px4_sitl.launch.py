@@ -29,7 +29,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dfr_bringup.graph import SitlRun, px4_binary, px4_sitl_graph
-from dfr_bringup.launch_actions import config_path, dfr_node_actions, mavros_node
+from dfr_bringup.launch_actions import config_path, dfr_node_actions, fleet_argument, mavros_node, output_dir_argument
 from dfr_bringup.runner import make_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,8 +93,7 @@ def launch_setup(context):
 
 def generate_launch_description():
     return LaunchDescription([
-        DeclareLaunchArgument("fleet", default_value="fleet/islington.yaml",
-                              description="fleet file, relative to config/ or absolute"),
+        fleet_argument(),
         DeclareLaunchArgument("scenario", default_value="scenarios/foundation_single_call.yaml",
                               description="scenario whose calls are replayed, relative to config/ or absolute; "
                                           "empty: no scenario feed"),
@@ -106,7 +105,6 @@ def generate_launch_description():
         DeclareLaunchArgument("vehicles", default_value="",
                               description="comma-separated vehicle ids to fly, e.g. uav1,uav2; empty: the whole "
                                           "fleet (PX4 SITL takes at most the first 10)"),
-        DeclareLaunchArgument("output_dir", default_value="",
-                              description="where metrics.json goes; default runs/<timestamp>, with runs/latest"),
+        output_dir_argument(),
         OpaqueFunction(function=launch_setup),
     ])

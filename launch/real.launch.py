@@ -21,7 +21,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
 from dfr_bringup.graph import RealRun, real_graph
-from dfr_bringup.launch_actions import config_path, dfr_node_actions, mavros_node
+from dfr_bringup.launch_actions import config_path, dfr_node_actions, fleet_argument, mavros_node, output_dir_argument
 from dfr_bringup.runner import make_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +59,7 @@ def launch_setup(context):
 
 def generate_launch_description():
     return LaunchDescription([
-        DeclareLaunchArgument("fleet", default_value="fleet/islington.yaml",
-                              description="fleet file, relative to config/ or absolute"),
+        fleet_argument(),
         DeclareLaunchArgument("airframes", default_value="airframes/real.yaml",
                               description="each vehicle's MAVROS link (fcu_url, tgt_system), relative to config/ "
                                           "or absolute"),
@@ -69,7 +68,6 @@ def generate_launch_description():
                                           "from intake's ReportIncident service"),
         DeclareLaunchArgument("vehicles", default_value="",
                               description="comma-separated vehicle ids; empty: every vehicle with an airframe"),
-        DeclareLaunchArgument("output_dir", default_value="",
-                              description="where metrics.json goes; default runs/<timestamp>, with runs/latest"),
+        output_dir_argument(),
         OpaqueFunction(function=launch_setup),
     ])

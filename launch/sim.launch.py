@@ -18,7 +18,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
 from dfr_bringup.graph import SimRun, sim_graph
-from dfr_bringup.launch_actions import config_path, dfr_node_actions
+from dfr_bringup.launch_actions import config_path, dfr_node_actions, fleet_argument, output_dir_argument
 from dfr_bringup.runner import make_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,14 +42,12 @@ def launch_setup(context):
 
 def generate_launch_description():
     return LaunchDescription([
-        DeclareLaunchArgument("fleet", default_value="fleet/islington.yaml",
-                              description="fleet file, relative to config/ or absolute"),
+        fleet_argument(),
         DeclareLaunchArgument("scenario", default_value="scenarios/foundation_single_call.yaml",
                               description="scenario file, relative to config/ or absolute"),
         DeclareLaunchArgument("world", default_value="world/islington.geojson",
                               description="street map of the ground actors, relative to config/ or absolute"),
         DeclareLaunchArgument("speed", default_value="10.0", description="sim seconds per wall second"),
-        DeclareLaunchArgument("output_dir", default_value="",
-                              description="where metrics.json goes; default runs/<timestamp>, with runs/latest"),
+        output_dir_argument(),
         OpaqueFunction(function=launch_setup),
     ])

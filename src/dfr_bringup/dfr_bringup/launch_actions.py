@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from launch.actions import EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch_ros.actions import Node
@@ -35,3 +35,13 @@ def mavros_node(mavros, mavros_share: Path) -> Node:
     # No name=: MAVROS's plugin nodes take their names from the node's, so a rename breaks them.
     return Node(package=mavros.package, executable=mavros.executable, namespace=mavros.namespace, output="screen",
                 parameters=[str(mavros_share / f) for f in mavros.param_files] + [mavros.parameters])
+
+
+def fleet_argument() -> DeclareLaunchArgument:
+    return DeclareLaunchArgument("fleet", default_value="fleet/islington.yaml",
+                                 description="fleet file, relative to config/ or absolute")
+
+
+def output_dir_argument() -> DeclareLaunchArgument:
+    return DeclareLaunchArgument("output_dir", default_value="",
+                                 description="where metrics.json goes; default runs/<timestamp>, with runs/latest")
