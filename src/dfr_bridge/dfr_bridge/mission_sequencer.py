@@ -152,21 +152,16 @@ class MissionItem:
     altitude: float
 
 
-MAV_CMD_NAV_WAYPOINT = 16
-MAV_CMD_DO_CHANGE_SPEED = 178
-MAV_FRAME_MISSION = 2
-MAV_FRAME_GLOBAL_RELATIVE_ALT = 3
-
-
 def route_mission(route, speed_m_s: float, acceptance_radius_m: float) -> list[MissionItem]:
     """A route as a PX4 mission: the ground speed first, then a waypoint per point, heights above home.
 
     Item k + 1 is route point k, so PX4's `mission/reached` counts route points from 1.
     """
-    items = [MissionItem(MAV_FRAME_MISSION, MAV_CMD_DO_CHANGE_SPEED, 1.0, float(speed_m_s), -1.0, 0.0,
+    items = [MissionItem(px4.MAV_FRAME_MISSION, px4.MAV_CMD_DO_CHANGE_SPEED, 1.0, float(speed_m_s), -1.0, 0.0,
                          0.0, 0.0, 0.0)]
-    items += [MissionItem(MAV_FRAME_GLOBAL_RELATIVE_ALT, MAV_CMD_NAV_WAYPOINT, 0.0, float(acceptance_radius_m), 0.0,
-                          math.nan, w.latitude, w.longitude, w.altitude_rel_m) for w in route]
+    items += [MissionItem(px4.MAV_FRAME_GLOBAL_RELATIVE_ALT, px4.MAV_CMD_NAV_WAYPOINT, 0.0,
+                          float(acceptance_radius_m), 0.0, math.nan, w.latitude, w.longitude, w.altitude_rel_m)
+              for w in route]
     return items
 
 
@@ -413,12 +408,11 @@ class MissionSequencer:
             self._follow(Phase.RETURN, list(reversed(self._mission_points[:passed])) + [above_home], t)
             return
         if self._step == "push":
-            if Request("mission", route=tuple(self.spec.route), speed_m_s=self.spec.cruise_speed_m_s) \
-                    in self._acknowledged:
-                self._set_step("mission")
-            else:
-                self._request(Request("mission", route=tuple(self.spec.route), speed_m_s=self.spec.cruise_speed_m_s))
+            push = Request("mission", route=tuple(self.spec.route), speed_m_s=self.spec.cruise_speed_m_s)
+            if push not in self._acknowledged:
+                self._request(push)
                 return
+            self._set_step("mission")
         if t.mode != px4.AUTO_MISSION:
             self._request(Request("mode", px4.AUTO_MISSION))
             return

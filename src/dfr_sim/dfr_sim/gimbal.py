@@ -29,9 +29,9 @@ class GimbalLimits:
     yaw_max_deg: float = 180.0
 
 
-def angles_to_point(position_enu, heading_enu_rad: float, target_enu) -> tuple[float, float]:
-    """(pitch, yaw) in MOUNT degrees that aim a camera at `position_enu` on `target_enu`."""
-    return mount_angles_to(position_enu, heading_enu_rad, target_enu)
+# (pitch, yaw) in MOUNT degrees that aim a camera from a position on a target: one definition, shared
+# with the bridge's camera policy.
+angles_to_point = mount_angles_to
 
 
 def _clamp(value: float, limit: float) -> float:
