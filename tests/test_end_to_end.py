@@ -103,3 +103,61 @@ def test_dispatch_draws_its_picture_for_rviz(graph_factory):
     graph.spin_until(lambda: static and live and any(m.ns == "drones" for m in live[-1].markers), 30, "markers")
     assert len([m for m in static[-1].markers if m.ns == "bases"]) == 2
     assert len([m for m in live[-1].markers if m.ns == "drones"]) == 3
+
+
+def test_a_drone_flying_home_is_sent_straight_on_to_a_new_call(graph_factory):
+    """The planner's retask in flight, through the real action: no landing, no second launch."""
+    graph = graph_factory(
+        fleet_file=FIXTURES / "fleet_two_bases.yaml",
+        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 5.0, "cruise_altitude_m": 40.0})
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    first_call = graph.report_call(cad_ref="CAD-RETASK-1", grade="S", category="burglary",
+                                   location_uncertainty_m=30.0, **INCIDENT)
+    assert first_call.accepted, first_call.errors
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "RETURN"
+                     and bridge.sequencer._step == "fly", 90, "the drone on its way home")
+    # A second call right by the first scene, a different event (another category group).
+    second_call = graph.report_call(cad_ref="CAD-RETASK-2", grade="I", category="assault",
+                                    latitude=INCIDENT["latitude"] + 0.002, longitude=INCIDENT["longitude"],
+                                    location_uncertainty_m=30.0)
+    assert second_call.accepted and second_call.incident_id != first_call.incident_id
+    graph.spin_until(lambda: bridge.sequencer.spec.incident_id == second_call.incident_id, 20,
+                     "the drone retasked to the second call")
+    graph.spin_until(lambda: bridge.sequencer.on_scene_since_s is not None, 90, "the second scene reached")
+    assert first.model.armed and not first.model.landed            # it never came down in between
+    assert [v.vehicle_id for v in graph.sim.vehicles if v.model._taken_off] == [first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer.done, 120, "the second mission to end")
+    assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
+    assert first_call.incident_id in graph.dispatch.attended
+
+
+def test_a_late_drone_gets_a_replacement_and_the_first_on_scene_stays(graph_factory):
+    fleet_file = FIXTURES / "fleet_two_bases.yaml"
+    from dfr_common.fleet import load_fleet
+    fleet = load_fleet(fleet_file)
+    nearest = min(fleet.vehicles, key=lambda v: float(ground_distance_m(
+        fleet.vehicle_home(v).latitude, fleet.vehicle_home(v).longitude, INCIDENT["latitude"],
+        INCIDENT["longitude"])))
+    # The drone dispatch will choose crawls at 2 m/s: far behind the 18 m/s it was planned for.
+    graph = graph_factory(
+        fleet_file=fleet_file, sim_overrides={"vehicle_overrides": [f"{nearest}.max_speed_m_s=2.0"]},
+        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 30.0, "cruise_altitude_m": 40.0,
+                            "cruise_speed_m_s": 18.0, "late_margin_s": 20.0})
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    answer = graph.report_call(cad_ref="CAD-LATE", grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    assert answer.accepted, answer.errors
+    slow = graph.bridges[nearest]
+    graph.spin_until(lambda: slow.sequencer is not None, 30, "the first mission")
+    replacement = graph.spin_until(lambda: next((v for v, b in graph.bridges.items() if v != nearest
+                                                 and b.sequencer is not None), None), 200, "a replacement")
+    fast = graph.bridges[replacement]
+    assert fast.sequencer.spec.incident_id == answer.incident_id
+    graph.spin_until(lambda: fast.sequencer.on_scene_since_s is not None, 120, "the replacement on scene")
+    # The slow drone is recalled without reaching the scene; the replacement's arrival counts.
+    graph.spin_until(lambda: slow.sequencer.done, 300, "the late drone home")
+    assert slow.sequencer.outcome == Outcome.CANCELED and slow.sequencer.on_scene_since_s is None
+    graph.spin_until(lambda: fast.sequencer.done, 200, "the replacement's mission to end")
+    assert answer.incident_id in graph.dispatch.attended

@@ -458,3 +458,63 @@ def test_mavros_reporting_the_link_down_marks_the_vehicle_lost_at_once():
     link.run(0.5)
     assert seq.outcome == Outcome.VEHICLE_LOST
     assert "link" in seq.reason
+
+
+# --- retasking in flight: a drone on its way home sent on, or a lower-grade mission pre-empted ------------------
+
+
+def second_spec(scene=(-300.0, 500.0), start=None):
+    scene_lat, scene_lon, _ = FRAME.to_geodetic(*scene, 0.0)
+    return MissionSpec(
+        mission_id="M2", incident_id="INC-2", route=[point(scene[0], scene[1] - 30.0, 50.0)],
+        scene=GeoPoint(float(scene_lat), float(scene_lon), math.nan), cruise_speed_m_s=15.0,
+        on_scene_duration_s=5.0, return_route=[point(0.0, 0.0, 50.0)], standoff_radius_m=0.0)
+
+
+def retask(link, new_spec):
+    old = link.sequencer
+    assert old.retask_problem() == ""
+    new = MissionSequencer.continuing(new_spec, old.config, old)
+    old.hand_over(new_spec.mission_id)
+    link.sequencer = new
+    return old, new
+
+
+@pytest.mark.parametrize("when", [Phase.ON_SCENE, Phase.RETURN])
+def test_a_mission_in_flight_hands_the_vehicle_to_a_new_one_without_landing(when):
+    link = fly(spec(on_scene_s=5.0))
+    link.run(300, until=lambda: link.sequencer.phase == when and link.sequencer._step == (
+        "orbit" if when == Phase.ON_SCENE else "fly") and link.model.mode == px4.OFFBOARD)
+    requests_before = len(link.requests)
+    old, new = retask(link, second_spec())
+    assert old.outcome == Outcome.RETASKED and "M2" in old.reason
+    phases = [new.phase]
+    link.run(300, until=lambda: (phases.append(new.phase) if phases[-1] != new.phase else None) or new.done)
+    assert new.outcome == Outcome.COMPLETED, new.reason
+    assert phases == [Phase.TRANSIT, Phase.ON_SCENE, Phase.RETURN, Phase.LAND]
+    # no arming, no take-off: the OFFBOARD stream simply carries on to the new scene
+    assert link.requests[requests_before:] == ["switch to AUTO.LAND"]
+    assert new.on_scene_since_s is not None and not link.model.armed
+
+
+def test_retasking_is_refused_while_the_vehicle_is_not_in_a_state_to_take_it():
+    link = fly()
+    assert "preflight" in link.sequencer.retask_problem()
+    link.run(300, until=lambda: link.sequencer.phase == Phase.TAKEOFF)
+    assert "takeoff" in link.sequencer.retask_problem()
+    link.run_until_transit_in_offboard()
+    link.run(2)
+    assert link.sequencer.retask_problem() == ""
+    link.sequencer.cancel()
+    link.run(1)
+    assert "brought home" in link.sequencer.retask_problem()
+
+
+def test_a_retasked_mission_canceled_before_it_starts_goes_home():
+    link = fly(spec(on_scene_s=60.0))
+    link.run(300, until=lambda: link.sequencer.phase == Phase.ON_SCENE and link.model.mode == px4.OFFBOARD)
+    _, new = retask(link, second_spec())
+    new.cancel()
+    link.run(300)
+    assert new.done and not link.model.armed
+    assert new.on_scene_since_s is None

@@ -177,6 +177,7 @@ class BridgeNode(Node):
         self.sequencer: MissionSequencer | None = None
         self.goal_handle = None
         self._busy = False            # a goal has been accepted and not yet finished
+        self._retask_pending = False  # a retask goal has been accepted and not yet taken over
         self._mission_done: Future | None = None
         self._calls = itertools.count()
         self._in_flight: dict[int, tuple[Request, float, str]] = {}   # call id -> request, sent, service
@@ -275,13 +276,24 @@ class BridgeNode(Node):
     def _on_goal(self, goal: ExecuteMission.Goal) -> GoalResponse:
         mission_id = goal.plan.mission_id or "(no id)"
         if self._busy:
-            self.get_logger().warning(f"refused mission {mission_id}: already flying "
-                                      f"{self.sequencer.spec.mission_id if self.sequencer else 'a mission'}")
+            current = self.sequencer.spec.mission_id if self.sequencer else "a mission"
+            if not goal.plan.retask_in_flight:
+                self.get_logger().warning(f"refused mission {mission_id}: already flying {current}")
+                return GoalResponse.REJECT
+            problem = ("another retask is being taken up" if self._retask_pending
+                       else self.sequencer.retask_problem() if self.sequencer else "no mission is flying")
+            if problem:
+                self.get_logger().warning(f"refused mission {mission_id} in place of {current}: {problem}")
+                return GoalResponse.REJECT
+        elif goal.plan.retask_in_flight:
+            self.get_logger().warning(f"refused mission {mission_id}: it is planned from the vehicle's position "
+                                      "in flight, and the vehicle is not flying a mission")
             return GoalResponse.REJECT
         problems = goal_problems(goal, self.sequencer_config)
         if problems:
             self.get_logger().error(f"refused mission {mission_id}: {'; '.join(problems)}")
             return GoalResponse.REJECT
+        self._retask_pending = self._busy
         self._busy = True     # before the next goal is looked at: one mission at a time
         return GoalResponse.ACCEPT
 
@@ -293,16 +305,32 @@ class BridgeNode(Node):
 
     async def _execute(self, goal_handle):
         spec = mission_spec(goal_handle.request)
-        seq = MissionSequencer(spec, self.sequencer_config, self.permitted_area)
+        previous = self.sequencer if goal_handle.request.plan.retask_in_flight else None
+        self._retask_pending = False
+        if previous is not None:
+            problem = previous.retask_problem()
+            if problem:       # changed between acceptance and now
+                self.get_logger().warning(f"mission {spec.mission_id} cannot take over: {problem}")
+                goal_handle.abort()
+                return ExecuteMission.Result(outcome=Outcome.FAILED.value,
+                                             reason=f"could not take over in flight: {problem}")
+            seq = MissionSequencer.continuing(spec, self.sequencer_config, previous, self.permitted_area)
+            previous.hand_over(spec.mission_id)
+            if self._mission_done is not None and not self._mission_done.done():
+                self._mission_done.set_result(True)
+        else:
+            seq = MissionSequencer(spec, self.sequencer_config, self.permitted_area)
         done = Future()
         self.sequencer, self.goal_handle, self._mission_done = seq, goal_handle, done
         self._in_flight.clear()
-        self._detail = f"mission {spec.mission_id} for incident {spec.incident_id} started"
+        self._detail = (f"mission {spec.mission_id} for incident {spec.incident_id} "
+                        + (f"took over from {previous.spec.mission_id} in flight" if previous else "started"))
         self.get_logger().info(self._detail)
         try:
             await done
         finally:
-            self._busy = False
+            if self.sequencer is seq:     # not when a retask took the vehicle over
+                self._busy = False
 
         result = ExecuteMission.Result(outcome=seq.outcome.value, reason=seq.reason,
                                        reached_scene=seq.on_scene_since_s is not None,
@@ -312,10 +340,13 @@ class BridgeNode(Node):
         if seq.takeoff_time_s is not None:
             end = seq.landed_time_s if seq.landed_time_s is not None else self._now()
             result.flight_time_s = float(end - seq.takeoff_time_s)
-        self._detail = f"mission {spec.mission_id} ended: {seq.outcome.name.lower()}: {seq.reason}"
-        log = self.get_logger().info if seq.outcome == Outcome.COMPLETED else self.get_logger().warning
-        log(self._detail)
-        if seq.outcome == Outcome.COMPLETED:
+        ended = f"mission {spec.mission_id} ended: {seq.outcome.name.lower()}: {seq.reason}"
+        if self.sequencer is seq:
+            self._detail = ended
+        log = self.get_logger().info if seq.outcome in (Outcome.COMPLETED, Outcome.RETASKED) else \
+            self.get_logger().warning
+        log(ended)
+        if seq.outcome in (Outcome.COMPLETED, Outcome.RETASKED):
             goal_handle.succeed()
         elif seq.outcome == Outcome.CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()

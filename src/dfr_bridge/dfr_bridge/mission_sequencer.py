@@ -240,10 +240,48 @@ class MissionSequencer:
         self._last_state_s = -math.inf                 # when the previous MAVROS State arrived
         self._link_gap: tuple[float, float] = (0.0, -math.inf)   # (silence s, when it ended) of the last gap
 
+    @classmethod
+    def continuing(cls, spec: MissionSpec, config: SequencerConfig, previous: MissionSequencer,
+                   permitted_area=None) -> MissionSequencer:
+        """A mission taken over in flight from `previous` (see `retask_problem`): no pre-flight, no
+        take-off; it flies its route from where the vehicle is, in the OFFBOARD stream already running."""
+        seq = cls(spec, config, permitted_area)
+        seq._frame, seq._position = previous._frame, previous._position.copy()
+        seq._started, seq._now, seq._t = True, previous._now, previous._t
+        seq._stream_since, seq.setpoint = previous._stream_since, previous.setpoint
+        seq._last_state_s, seq._link_gap = previous._last_state_s, previous._link_gap
+        seq._autopilot_message = previous._autopilot_message
+        seq.takeoff_time_s = previous._now          # this mission's share of the flight starts now
+        seq.gimbal = previous.gimbal
+        seq._allowed_modes = {px4.OFFBOARD}
+        seq._enter(Phase.TRANSIT, "retask")
+        return seq
+
     # -------------------------------------------------------------- interface
     @property
     def done(self) -> bool:
         return self.outcome is not None
+
+    def retask_problem(self) -> str:
+        """Why this mission cannot hand the vehicle to another one in flight now; empty when it can."""
+        if self.done:
+            return "its mission has ended"
+        if self._failure or self._canceled:
+            return "it is being brought home"
+        if self.relief_needed:
+            return "it is returning on its battery reserve"
+        if self.phase not in (Phase.TRANSIT, Phase.ON_SCENE, Phase.FOLLOW, Phase.RETURN):
+            return f"it is in {self.phase.name.lower()}, not in flight between the base and a scene"
+        if self._step in ("push", "mission"):
+            return "it is flying a PX4 mission, not the OFFBOARD stream a new route can take over"
+        if self._t.mode != px4.OFFBOARD or self._frame is None or self._position is None:
+            return f"it is not in OFFBOARD (mode {self._t.mode or 'unknown'})"
+        return ""
+
+    def hand_over(self, mission_id: str) -> None:
+        """End this mission in flight: `mission_id` takes the vehicle from here."""
+        where = "after leaving the scene" if self.phase == Phase.RETURN else f"in {self.phase.name.lower()}"
+        self._finish(Outcome.RETASKED, f"retasked {where} to mission {mission_id}")
 
     def cancel(self) -> None:
         """The client canceled: come home and land, or stand down if still on the ground."""
@@ -380,6 +418,12 @@ class MissionSequencer:
                        f"(mode {t.mode}, {t.altitude_rel_m:.1f} m above home)")
 
     def _transit(self, t: Telemetry) -> None:
+        if self._step == "retask":
+            if self._canceled:
+                self._start_route(Phase.RETURN, self.spec.return_route, t)
+            else:
+                self._start_route(Phase.TRANSIT, self.spec.route, t)
+            return
         if self._step in ("push", "mission"):
             self._mission_transit(t)
         elif self._canceled:

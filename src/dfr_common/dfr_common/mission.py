@@ -25,3 +25,4 @@ class Outcome(Enum):
     VEHICLE_LOST = 4
     AUTOPILOT_FAILSAFE = 5
     BATTERY_RESERVE = 6
+    RETASKED = 7

@@ -29,7 +29,7 @@ the default is the straight line. Nothing here reads a clock: ``now_s`` is given
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,10 +55,11 @@ class DroneState:
     busy_grade: str | None = None                   # that incident's grade
     relief_needed: bool = False                     # leaving its incident on its reserve
     home: tuple[float, float] | None = None         # where it lands after a mission; None: its position
+    in_flight: bool = False                         # flying home from a finished scene: no take-off needed
 
     @property
     def airborne(self) -> bool:
-        return self.busy_with is not None
+        return self.busy_with is not None or self.in_flight
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ def _finite_position(p) -> bool:
 
 def plan_assignments(drones: Sequence[DroneState], incidents: Sequence[OpenIncident], config: AssignmentConfig,
                      now_s: float, travel_time_s: TravelTime | None = None,
-                     return_time_s: ReturnTime | None = None) -> Decisions:
+                     return_time_s: ReturnTime | None = None,
+                     excluded: Mapping[str, Collection[str]] | None = None) -> Decisions:
     """Match drones to open incidents jointly; see the module's description.
 
     ``travel_time_s(drone, incident)``: flight time from the drone's position to the scene at
@@ -203,6 +205,7 @@ def plan_assignments(drones: Sequence[DroneState], incidents: Sequence[OpenIncid
     out time for a drone on its base when ``travel_time_s`` is given, else the straight line.
     Relief requests are incidents with ``needs_relief_for``. A drone in ``preempt`` also
     appears in ``assign``; its former incident is for the caller to queue again.
+    ``excluded`` maps an incident to the drones that must not be sent to it (their bridge refused it).
     """
     decisions = Decisions()
     n_inc = len(incidents)
@@ -256,6 +259,9 @@ def plan_assignments(drones: Sequence[DroneState], incidents: Sequence[OpenIncid
     for j, inc in enumerate(incidents):
         if inc.needs_relief_for in col:
             feasible[col[inc.needs_relief_for], j] = False
+        for vehicle_id in (excluded or {}).get(inc.incident_id, ()):
+            if vehicle_id in col:
+                feasible[col[vehicle_id], j] = False
         if inc.grade not in config.preempting_grades:
             feasible[n_idle:, j] = False
         else:

@@ -17,16 +17,17 @@ from visualization_msgs.msg import MarkerArray
 
 from dfr_common.fleet import load_fleet
 from dfr_common.grading import urgency
+from dfr_common.mission import Phase
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
-from dfr_dispatch.assignment import AssignmentConfig, DroneState, OpenIncident, plan_assignments
+from dfr_dispatch.assignment import AssignmentConfig, DroneState, OpenIncident
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
 from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
-from dfr_dispatch.nearest_idle import nearest_idle
+from dfr_dispatch.policies import POLICIES, decide
 from dfr_interfaces.action import ExecuteMission
 from dfr_interfaces.msg import FleetStatus, GeoWaypoint, Incident, MissionPlan, VehicleStatus
 
@@ -39,6 +40,7 @@ class Assignment:
     goal_handle: object = None
     expired: bool = False      # the bridge did not answer in time; a late acceptance is canceled
     route: tuple = ()          # (latitude, longitude, altitude above home) from the base, for the map
+    due_s: float = float("inf")  # when dispatch expects it on scene
 
 
 class DispatchNode(Node):
@@ -64,6 +66,14 @@ class DispatchNode(Node):
             Param("nominal_endurance_s", 2400.0, "full-battery flight time when a drone reports none", 60.0, 20000.0),
             Param("assumed_on_scene_s", 600.0, "time on scene counted for the battery when a mission's is open-ended",
                   0.0, 7200.0),
+            Param("retask_returning", True, "a drone flying home from a finished scene may be sent on to a new "
+                  "incident without landing (planner only)"),
+            Param("preemptible_grades", ["E", "R"], "grades whose missions an I-grade call may take a drone from "
+                  "(planner only)"),
+            Param("preemption_margin_s", 120.0, "a drone is taken off a mission only if it is this much faster "
+                  "than the best free one", 0.0, 3600.0),
+            Param("late_margin_s", 90.0, "a drone this late on its expected arrival gets a replacement sent; "
+                  "the first of the two on scene stays", 10.0, 3600.0),
             Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
             Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
                   1.0, 60.0),
@@ -89,6 +99,8 @@ class DispatchNode(Node):
         self.relieved: dict[str, str] = {}           # incident -> the vehicle that left it on its reserve
         self.refused_by: dict[str, set[str]] = {}     # incident -> vehicles whose bridge refused it
         self.queue_reasons: dict[str, str] = {}
+        self.preempted_missions: set[str] = set()      # taken off their incident for a more urgent one
+        self.superseded: dict[str, Assignment] = {}     # incident -> a late drone's mission, still flying
         self._mission_counter = 0
 
         self.create_subscription(Incident, "incidents", self._on_incident,
@@ -102,12 +114,14 @@ class DispatchNode(Node):
         self.fleet_pub = self.create_publisher(FleetStatus, "fleet_status", qos.RELIABLE)
         self.markers_pub = self.create_publisher(MarkerArray, "markers", qos.RELIABLE)
         self.static_markers_pub = self.create_publisher(MarkerArray, "static_markers", qos.LATCHED_STATE)
-        if p.policy not in ("planner", "nearest_idle"):
-            raise ValueError(f"parameter 'policy' is '{p.policy}': use 'planner' or 'nearest_idle'")
+        if p.policy not in POLICIES:
+            raise ValueError(f"parameter 'policy' is '{p.policy}': use one of {', '.join(POLICIES)}")
         self.assignment_config = AssignmentConfig(
             cruise_speed_m_s=p.cruise_speed_m_s, cruise_altitude_m=p.cruise_altitude_m,
             on_scene_time_s=p.on_scene_duration_s or p.assumed_on_scene_s, battery_reserve_fraction=p.battery_reserve,
-            nominal_endurance_s=p.nominal_endurance_s, coverage_tolerance_s=p.coverage_tolerance_s)
+            nominal_endurance_s=p.nominal_endurance_s, coverage_tolerance_s=p.coverage_tolerance_s,
+            preemptible_grades=frozenset(g for g in p.preemptible_grades if g),
+            preemption_margin_s=p.preemption_margin_s)
         self._route_times: dict[tuple, float] = {}
         zones = [] if self.airspace is None else [(r.name, r.geometry) for r in self.airspace.no_fly]
         self.static_markers_pub.publish(static_markers(self.fleet.site_frame(), self.fleet, zones,
@@ -136,6 +150,7 @@ class DispatchNode(Node):
             return
         self.statuses[msg.vehicle_id] = msg
         self._relieve(msg)
+        self._settle_replacement(msg)
         self.picture.update(VehicleView(msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude,
                                         msg.available, self._now()))
 
@@ -165,14 +180,12 @@ class DispatchNode(Node):
     def _decide(self):
         now = self._now()
         self._expire_unanswered(now)
-        if self.params.policy == "planner":
-            self._decide_jointly(now)
-        else:
-            self._decide_nearest_idle(now)
+        self._replace_late(now)
+        self._decide_round(now)
         self._publish_fleet_status()
 
-    def _decide_jointly(self, now: float):
-        """Every waiting incident against every idle drone at once (dfr_dispatch.assignment)."""
+    def _decide_round(self, now: float):
+        """Every waiting incident against every idle drone, by the configured policy (dfr_dispatch.policies)."""
         waiting = []
         for incident in self._waiting():
             if math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude):
@@ -190,43 +203,109 @@ class DispatchNode(Node):
                 battery_fraction=status.battery_fraction if status else math.nan,
                 flight_time_remaining_s=status.flight_time_remaining_s if status else math.nan,
                 home=(home.latitude, home.longitude)))
+        drones += self._drones_in_flight(now)
         incidents = [OpenIncident(i.incident_id, i.grade, (i.location.latitude, i.location.longitude),
                                   to_seconds(i.calls[0].call_time) if i.calls else now,
                                   self.relieved.get(i.incident_id)) for i in waiting]
-        decisions = plan_assignments(drones, incidents, self.assignment_config, now,
-                                     travel_time_s=self._route_time if self.airspace is not None else None)
+        decisions = decide(self.params.policy, drones, incidents, self.assignment_config, now,
+                           travel_time_s=self._route_time if self.airspace is not None else None,
+                           excluded=self.refused_by)
         by_id = {i.incident_id: i for i in waiting}
+        in_flight = {d.vehicle_id: d for d in drones if d.airborne}
+        for vehicle_id, old_incident, new_incident in decisions.preempt:
+            old = self.assignments.pop(old_incident, None)
+            if old is not None:
+                self.preempted_missions.add(old.mission_id)
+            self.queue_reasons[old_incident] = f"{vehicle_id} was taken off it for grade I {new_incident}"
+            self.get_logger().warning(f"{old_incident}: {vehicle_id} pre-empted for {new_incident}; "
+                                      f"{old_incident} goes back in the queue")
         for vehicle_id, incident_id, eta_s in decisions.assign:
-            if vehicle_id in self.refused_by.get(incident_id, set()):
-                self.queue_reasons[incident_id] = f"{vehicle_id}, the best drone for it, refused it; trying others"
-                continue
-            self._send_mission(by_id[incident_id], vehicle_id, f"planned ETA {eta_s:.0f} s")
+            drone = in_flight.get(vehicle_id)
+            self._send_mission(by_id[incident_id], vehicle_id, f"{self.params.policy} ETA {eta_s:.0f} s"
+                               + (" from the air" if drone else ""), start=drone.position if drone else None,
+                               eta_s=eta_s)
         self.queue_reasons.update(decisions.queued)
+
+    def _replace_late(self, now: float):
+        """A drone well behind its expected arrival: send another, keep it flying; the first on scene stays."""
+        for incident_id, assignment in list(self.assignments.items()):
+            status = self.statuses.get(assignment.vehicle_id)
+            if (assignment.goal_handle is None or incident_id in self.superseded or status is None
+                    or now <= assignment.due_s + self.params.late_margin_s
+                    or status.incident_id != incident_id
+                    or status.phase.value not in (Phase.PREFLIGHT.value, Phase.TAKEOFF.value, Phase.TRANSIT.value)):
+                continue
+            del self.assignments[incident_id]
+            self.superseded[incident_id] = assignment
+            self.relieved[incident_id] = assignment.vehicle_id
+            self.queue_reasons[incident_id] = (f"{assignment.vehicle_id} is {now - assignment.due_s:.0f} s late: "
+                                               "sending a replacement")
+            self.get_logger().warning(f"{incident_id}: {assignment.vehicle_id} expected on scene "
+                                      f"{now - assignment.due_s:.0f} s ago and still in "
+                                      f"{Phase(status.phase.value).name.lower()}: sending a replacement")
+
+    def _settle_replacement(self, msg: VehicleStatus):
+        """Of a late drone and its replacement, the first on scene stays and the other is recalled."""
+        late = self.superseded.get(msg.incident_id)
+        if late is None or msg.phase.value not in (Phase.ON_SCENE.value, Phase.FOLLOW.value):
+            return
+        replacement = self.assignments.get(msg.incident_id)
+        if msg.vehicle_id == late.vehicle_id:
+            keep, recall = late, replacement
+        elif replacement is not None and msg.vehicle_id == replacement.vehicle_id:
+            keep, recall = replacement, late
+        else:
+            return
+        del self.superseded[msg.incident_id]
+        self.relieved.pop(msg.incident_id, None)
+        self.assignments[msg.incident_id] = keep
+        if recall is not None:
+            self.preempted_missions.add(recall.mission_id)      # its end is not the incident's
+            if recall.goal_handle is not None:
+                recall.goal_handle.cancel_goal_async()
+            self.get_logger().info(f"{msg.incident_id}: {keep.vehicle_id} on scene first; recalling "
+                                   f"{recall.vehicle_id}")
+
+    def _drones_in_flight(self, now: float) -> list[DroneState]:
+        """Drones the planner may send without a landing: on their way home from a finished scene, or
+        on a mission an I-grade call may pre-empt."""
+        if self.params.policy != "planner":
+            return []
+        drones = []
+        for vehicle_id, status in self.statuses.items():
+            phase = status.phase.value
+            if (status.relief_needed or not status.connected or not self.picture.fresh(vehicle_id, now)
+                    or self.picture.reserved.get(vehicle_id, status.incident_id) != status.incident_id
+                    or not (math.isfinite(status.position.latitude) and math.isfinite(status.position.longitude))):
+                continue
+            home = self.fleet.vehicle_home(vehicle_id)
+            common = dict(battery_fraction=status.battery_fraction,
+                          flight_time_remaining_s=status.flight_time_remaining_s,
+                          home=(home.latitude, home.longitude))
+            position = (status.position.latitude, status.position.longitude)
+            if phase == Phase.RETURN.value and self.params.retask_returning:
+                drones.append(DroneState(vehicle_id, status.base_id, position, available=True, in_flight=True,
+                                         **common))
+            elif phase in (Phase.TRANSIT.value, Phase.ON_SCENE.value, Phase.FOLLOW.value):
+                incident = self.incidents.get(status.incident_id)
+                if incident is not None and self.assignments.get(status.incident_id) is not None:
+                    drones.append(DroneState(vehicle_id, status.base_id, position, busy_with=status.incident_id,
+                                             busy_grade=incident.grade, **common))
+        return drones
 
     def _route_time(self, drone: DroneState, incident: OpenIncident) -> float:
         """Cruise time by the airspace's route, cached per (drone position, incident)."""
         key = (round(drone.position[0], 5), round(drone.position[1], 5), incident.incident_id)
         if key not in self._route_times:
+            if len(self._route_times) > 20000:      # drones in flight move: keep the cache bounded
+                self._route_times.clear()
             route = self.airspace.route(drone.position, incident.position)
             self._route_times[key] = route.length_m / self.plan_config.cruise_speed_m_s
         return self._route_times[key]
 
-    def _decide_nearest_idle(self, now: float):
-        for incident in self._waiting():
-            if not (math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude)):
-                self.queue_reasons[incident.incident_id] = "the incident has no usable location"
-                continue
-            refused = self.refused_by.get(incident.incident_id, set())
-            idle = [v for v in self.picture.idle(now) if v.vehicle_id not in refused]
-            choice = nearest_idle(incident.location.latitude, incident.location.longitude, idle)
-            if choice is None:
-                self.queue_reasons[incident.incident_id] = "no drone available: all busy, charging or offline" + (
-                    f"; refused by {', '.join(sorted(refused))}" if refused else "")
-                continue
-            vehicle, distance = choice
-            self._send_mission(incident, vehicle.vehicle_id, f"nearest idle at {distance:.0f} m")
-
-    def _send_mission(self, incident: Incident, vehicle_id: str, why: str):
+    def _send_mission(self, incident: Incident, vehicle_id: str, why: str, start: tuple[float, float] | None = None,
+                      eta_s: float = float("inf")):
+        """`start`: the position of a drone already in flight, which the bridge is asked to retask."""
         # No server_is_ready() gate: it reads the ROS graph cache, which can miss a server that
         # DDS has matched (ros2/rmw_fastrtps#792). An unanswered goal expires instead.
         client = self.clients_by_vehicle[vehicle_id]
@@ -234,7 +313,7 @@ class DispatchNode(Node):
         mission_id = f"M{self._mission_counter:05d}-{incident.incident_id}-{vehicle_id}"
         home = self.fleet.vehicle_home(vehicle_id)
         plan = plan_mission(home, incident.location.latitude, incident.location.longitude, self.plan_config,
-                            self.airspace)
+                            self.airspace, start=start)
         for note in plan.notes:
             self.get_logger().warning(f"{incident.incident_id}: {note}")
         goal = ExecuteMission.Goal(incident=incident, plan=MissionPlan(
@@ -245,10 +324,12 @@ class DispatchNode(Node):
             standoff_radius_m=self.plan_config.standoff_radius_m,
             on_scene_duration_s=self.plan_config.on_scene_duration_s,
             return_route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude,
-                                      altitude_rel_m=w.altitude_rel_m) for w in plan.return_route]))
+                                      altitude_rel_m=w.altitude_rel_m) for w in plan.return_route],
+            retask_in_flight=start is not None))
         goal.plan.scene = incident.location
-        start = (home.latitude, home.longitude, plan.route[0].altitude_rel_m if plan.route else 0.0)
-        assignment = Assignment(vehicle_id, mission_id, self._now(), route=(start, *(
+        origin = (home.latitude, home.longitude) if start is None else start
+        first = (*origin, plan.route[0].altitude_rel_m if plan.route else 0.0)
+        assignment = Assignment(vehicle_id, mission_id, self._now(), due_s=self._now() + eta_s, route=(first, *(
             (w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route)))
         self.assignments[incident.incident_id] = assignment
         self.picture.reserve(vehicle_id, incident.incident_id)
@@ -288,19 +369,23 @@ class DispatchNode(Node):
     def _on_result(self, incident_id: str, assignment: Assignment, future):
         response = future.result()
         result = response.result
-        if result.reached_scene and self.assignments.get(incident_id) in (None, assignment):
+        preempted = assignment.mission_id in self.preempted_missions
+        if result.reached_scene and not preempted and self.assignments.get(incident_id) in (None, assignment):
             self.attended.add(incident_id)      # not while a relief drone is still on its way
         outcome = {v: k for k, v in vars(ExecuteMission.Result).items() if k.startswith("OUTCOME_")}.get(
             result.outcome, str(result.outcome))
         status = "succeeded" if response.status == GoalStatus.STATUS_SUCCEEDED else "did not succeed"
         self.get_logger().info(f"{assignment.mission_id} {status}: {outcome}: {result.reason}"
-                               + ("" if result.reached_scene else f"; {incident_id} goes back in the queue"))
+                               + ("" if result.reached_scene and not preempted
+                                  else f"; {incident_id} goes back in the queue"))
         self._end_assignment(incident_id, assignment)
 
     def _end_assignment(self, incident_id: str, assignment: Assignment):
         if self.assignments.get(incident_id) is assignment:
             del self.assignments[incident_id]
-        self.picture.release(assignment.vehicle_id)
+        if self.superseded.get(incident_id) is assignment:     # a late drone that ended before either arrived
+            del self.superseded[incident_id]
+        self.picture.release(assignment.vehicle_id, incident_id)
 
     # ------------------------------------------------------------------ output
     def _publish_fleet_status(self):

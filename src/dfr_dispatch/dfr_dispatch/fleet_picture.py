@@ -37,5 +37,12 @@ class FleetPicture:
     def reserve(self, vehicle_id: str, incident_id: str) -> None:
         self.reserved[vehicle_id] = incident_id
 
-    def release(self, vehicle_id: str) -> None:
-        self.reserved.pop(vehicle_id, None)
+    def release(self, vehicle_id: str, incident_id: str | None = None) -> None:
+        """Free the vehicle; with `incident_id`, only if it is still reserved for that incident (a vehicle
+        retasked in flight is reserved for its new incident while its old mission ends)."""
+        if incident_id is None or self.reserved.get(vehicle_id) == incident_id:
+            self.reserved.pop(vehicle_id, None)
+
+    def fresh(self, vehicle_id: str, now_s: float) -> bool:
+        view = self.vehicles.get(vehicle_id)
+        return view is not None and now_s - view.last_seen_s <= self.stale_after_s

@@ -42,13 +42,17 @@ class DirectPlan:
 
 
 def plan_mission(home: GeoPoint, scene_latitude: float, scene_longitude: float, config: PlanConfig,
-                 airspace: Airspace | None = None) -> DirectPlan:
-    """The plan by the airspace's routes, or straight when there is no airspace model."""
+                 airspace: Airspace | None = None, start: tuple[float, float] | None = None) -> DirectPlan:
+    """The plan by the airspace's routes, or straight when there is no airspace model.
+
+    `start` (latitude, longitude): where a drone already in flight sets out from; None: home.
+    """
     if airspace is None:
-        return plan_direct(home, scene_latitude, scene_longitude, config)
+        return plan_direct(home, scene_latitude, scene_longitude, config, start)
     if not (math.isfinite(scene_latitude) and math.isfinite(scene_longitude)):
         raise ValueError(f"scene position {scene_latitude}, {scene_longitude} is not finite")
-    out = airspace.route((home.latitude, home.longitude), (scene_latitude, scene_longitude))
+    origin = (home.latitude, home.longitude) if start is None else start
+    out = airspace.route(origin, (scene_latitude, scene_longitude))
     enu = [np.asarray(p, dtype=float)[:2] for p in out.enu]
     # The hold: standoff short of the goal along the last leg (not behind the leg's start).
     last_start, goal = enu[-2], enu[-1]
@@ -75,15 +79,17 @@ def _layered(airspace: Airspace, enu_points, config: PlanConfig) -> list[Planned
 
 
 def plan_direct(home: GeoPoint, scene_latitude: float, scene_longitude: float,
-                config: PlanConfig) -> DirectPlan:
+                config: PlanConfig, start: tuple[float, float] | None = None) -> DirectPlan:
     if not (math.isfinite(scene_latitude) and math.isfinite(scene_longitude)):
         raise ValueError(f"scene position {scene_latitude}, {scene_longitude} is not finite")
     frame = LocalFrame(home)
     east, north, _ = frame.to_enu(scene_latitude, scene_longitude)
-    distance = math.hypot(east, north)
+    east0, north0 = (0.0, 0.0) if start is None else frame.to_enu(start[0], start[1])[:2]
+    distance = math.hypot(east - east0, north - north0)
     back_off = min(config.standoff_radius_m, distance)
     scale = (distance - back_off) / distance if distance > 1e-6 else 0.0
-    hold_lat, hold_lon, _ = frame.to_geodetic(east * scale, north * scale, 0.0)
+    hold_lat, hold_lon, _ = frame.to_geodetic(east0 + (east - east0) * scale, north0 + (north - north0) * scale,
+                                              0.0)
     altitude = config.cruise_altitude_m
     route = [PlannedPoint(float(hold_lat), float(hold_lon), altitude)]
     return_route = [PlannedPoint(home.latitude, home.longitude, altitude)]
