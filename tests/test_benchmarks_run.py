@@ -27,4 +27,6 @@ def test_every_benchmark_runs_on_a_tiny_size(bench):
     assert set(bench.BENCHMARKS) == {"vehicle_model_9", "vehicle_model_50", "simulator_node_9_vehicles",
                                      "simulator_node_50_vehicles", "mission_sequencer_update", "call_validation",
                                      "camera_islington_640x480", "camera_synthetic_10km_640x480",
-                                     "intake_burst_10000"}
+                                     "intake_burst_10000", "dispatch_city_evening", "dispatch_decision_9_drones",
+                                     "dispatch_decision_100_drones", "dispatch_decision_500_drones",
+                                     "dispatch_routes_london"}

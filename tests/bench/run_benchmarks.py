@@ -275,6 +275,23 @@ def bench_intake_burst(calls: int = 10000, in_flight: int = 8) -> dict:
             "acknowledged_not_in_journal": len(set(acked) - in_journal), "peak_rss_mb": peak_rss_mb()}
 
 
+def bench_dispatch_city_evening() -> dict:
+    """The seeded city evening through dispatch's decisions, planner against nearest-idle."""
+    from dfr_bringup.city_bench import compare_policies
+    return compare_policies(REPO / "config" / "scenarios" / "islington_evening.yaml", REPO / "config",
+                            REPO / "config" / "fleet" / "islington.yaml")
+
+
+def _dispatch_decisions(drones: int) -> dict:
+    from dfr_dispatch.dispatch_bench import bench_decisions
+    return bench_decisions(drones, 50, rounds=200 if drones <= 100 else 50)
+
+
+def bench_dispatch_routes_london() -> dict:
+    from dfr_dispatch.dispatch_bench import bench_routes
+    return bench_routes(REPO / "config" / "airspace" / "london_restrictions.geojson")
+
+
 BENCHMARKS = {
     "vehicle_model_9": lambda: bench_vehicle_model(9),
     "vehicle_model_50": lambda: bench_vehicle_model(50),
@@ -285,6 +302,11 @@ BENCHMARKS = {
     "camera_islington_640x480": bench_camera_islington,
     "intake_burst_10000": bench_intake_burst,
     "camera_synthetic_10km_640x480": bench_camera_synthetic_10km,
+    "dispatch_city_evening": bench_dispatch_city_evening,
+    "dispatch_decision_9_drones": lambda: _dispatch_decisions(9),
+    "dispatch_decision_100_drones": lambda: _dispatch_decisions(100),
+    "dispatch_decision_500_drones": lambda: _dispatch_decisions(500),
+    "dispatch_routes_london": bench_dispatch_routes_london,
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfr_common.config_file import load_yaml
+from dfr_intake.call_stream import CallStreamError, generate_calls, parse_call_stream
 from dfr_intake.calls import Call
 
 
@@ -53,6 +54,13 @@ def parse_scenario(data, source: str = "<scenario>") -> Scenario:
     entries = data.get("calls") or []
     if not isinstance(entries, list):
         raise ScenarioError(f"{source}: 'calls' must be a list")
+    if data.get("call_stream") is not None:
+        # The shift's background calls, drawn from the spec's proportions with its seed; the
+        # listed calls (the story's own) come on top.
+        try:
+            entries = entries + generate_calls(parse_call_stream(data["call_stream"], f"{source}: call_stream"))
+        except CallStreamError as err:
+            raise ScenarioError(str(err)) from err
     calls = []
     refs = set()
     for i, entry in enumerate(entries):

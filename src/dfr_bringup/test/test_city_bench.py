@@ -1,0 +1,39 @@
+"""The dispatch comparison of `make bench`, on a short evening."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from dfr_bringup.city_bench import compare_policies, scenario_incidents
+
+REPO = Path(__file__).resolve().parents[3]
+CONFIG = REPO / "config"
+
+
+def short_evening(tmp_path: Path, hours: float = 1.0) -> Path:
+    data = yaml.safe_load((CONFIG / "scenarios" / "islington_evening.yaml").read_text())
+    data["call_stream"]["duration_s"] = hours * 3600
+    path = tmp_path / "short.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_intake_rules_decide_which_incidents_dispatch_sees(tmp_path):
+    incidents, counts = scenario_incidents(short_evening(tmp_path), CONFIG)
+    assert counts["incidents_eligible"] == len(incidents) > 0
+    assert counts["incidents"] == counts["incidents_eligible"] + counts["incidents_refused_by_policy"]
+    assert counts["incidents"] < counts["calls"]                 # second callers merged into one incident
+    assert all(i.grade in ("I", "S") for i in incidents)
+
+
+def test_both_policies_answer_every_incident_of_a_short_evening(tmp_path):
+    result = compare_policies(short_evening(tmp_path), CONFIG, CONFIG / "fleet" / "islington.yaml")
+    for policy in ("planner", "nearest_idle"):
+        summary = result[policy]
+        assert summary["incidents"] == result["incidents_eligible"]
+        assert summary["attended"] + summary["unattended"] == summary["incidents"]
+        assert summary["response_time_s"]["p50"] <= summary["response_time_s"]["p90"]
+        assert summary["flights"] >= 1 and summary["decision_ms"]["p99"] > 0
+    assert result["nearest_idle"]["retasked_in_flight"] == 0
+    assert "planner_p90_gain_s" in result
