@@ -157,7 +157,37 @@ def test_a_late_drone_gets_a_replacement_and_the_first_on_scene_stays(graph_fact
     assert fast.sequencer.spec.incident_id == answer.incident_id
     graph.spin_until(lambda: fast.sequencer.on_scene_since_s is not None, 120, "the replacement on scene")
     # The slow drone is recalled without reaching the scene; the replacement's arrival counts.
-    graph.spin_until(lambda: slow.sequencer.done, 300, "the late drone home")
-    assert slow.sequencer.outcome == Outcome.CANCELED and slow.sequencer.on_scene_since_s is None
-    graph.spin_until(lambda: fast.sequencer.done, 200, "the replacement's mission to end")
-    assert answer.incident_id in graph.dispatch.attended
+    graph.spin_until(lambda: slow.sequencer.phase.name in ("RETURN", "LAND"), 30, "the late drone recalled")
+    assert slow.sequencer.on_scene_since_s is None and slow.sequencer._canceled
+    assert graph.dispatch.assignments[answer.incident_id].vehicle_id == replacement
+
+
+def test_a_relief_is_sent_early_and_the_first_drone_stays_until_it_is_on_scene(graph_factory):
+    from dfr_interfaces.srv import InjectFault
+    graph = graph_factory(
+        fleet_file=FIXTURES / "fleet_two_bases.yaml",
+        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0, "cruise_altitude_m": 40.0,
+                            "relief_lead_s": 300.0},
+        bridge_overrides={"nominal_endurance_s": 2400.0})
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    answer = graph.report_call(cad_ref="CAD-EARLY", grade="I", category="dangerous_driving",
+                               location_uncertainty_m=30.0, description="e-bike ridden dangerously", **INCIDENT)
+    assert answer.accepted, answer.errors
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None, 60,
+                     "the first drone on scene")
+    faults = graph.client_node.create_client(InjectFault, "/sim/inject_fault")
+    # Five times the drain: its flight time left falls within the relief lead long before its reserve.
+    assert graph.call(faults, InjectFault.Request(vehicle_id=first.vehicle_id, fault="battery_drain",
+                                                  value=5.0)).success
+    second = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed
+                                            and v.vehicle_id != first.vehicle_id), None), 120, "a relief drone")
+    relief = graph.bridges[second.vehicle_id]
+    assert not bridge.sequencer.relief_needed and bridge.sequencer.phase.name == "ON_SCENE"   # still watching
+    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 120,
+                     "the relief on scene")
+    # Only now does the first drone leave, recalled, not on its reserve: the scene was never unwatched.
+    graph.spin_until(lambda: bridge.sequencer.phase.name in ("RETURN", "LAND"), 30, "the first drone recalled")
+    assert bridge.sequencer._canceled and not bridge.sequencer.relief_needed
+    assert relief.sequencer.spec.incident_id == answer.incident_id and not relief.sequencer.done

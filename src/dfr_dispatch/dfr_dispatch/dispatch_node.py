@@ -16,6 +16,7 @@ from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
 from dfr_common.fleet import load_fleet
+from dfr_common.geodesy import ground_distance_m
 from dfr_common.grading import urgency
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
@@ -41,6 +42,7 @@ class Assignment:
     expired: bool = False      # the bridge did not answer in time; a late acceptance is canceled
     route: tuple = ()          # (latitude, longitude, altitude above home) from the base, for the map
     due_s: float = float("inf")  # when dispatch expects it on scene
+    on_scene_s: float | None = None   # when its status first showed it on scene
 
 
 class DispatchNode(Node):
@@ -72,6 +74,9 @@ class DispatchNode(Node):
                   "(planner only)"),
             Param("preemption_margin_s", 120.0, "a drone is taken off a mission only if it is this much faster "
                   "than the best free one", 0.0, 3600.0),
+            Param("relief_lead_s", 300.0, "a relief drone is sent when the drone on scene must leave within this "
+                  "time (its flight time left, less the way home and the return margin)", 0.0, 3600.0),
+            Param("return_margin_s", 60.0, "the bridge's margin kept beyond the way home (bridge.yaml)", 0.0, 1200.0),
             Param("late_margin_s", 90.0, "a drone this late on its expected arrival gets a replacement sent; "
                   "the first of the two on scene stays", 10.0, 3600.0),
             Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
@@ -101,6 +106,7 @@ class DispatchNode(Node):
         self.queue_reasons: dict[str, str] = {}
         self.preempted_missions: set[str] = set()      # taken off their incident for a more urgent one
         self.superseded: dict[str, Assignment] = {}     # incident -> a late drone's mission, still flying
+        self.relief_pending: dict[str, Assignment] = {}  # incident -> the mission on scene a relief will take over
         self._mission_counter = 0
 
         self.create_subscription(Incident, "incidents", self._on_incident,
@@ -149,15 +155,64 @@ class DispatchNode(Node):
             self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
             return
         self.statuses[msg.vehicle_id] = msg
+        self._note_on_scene(msg)
+        self._relieve_early(msg)
         self._relieve(msg)
         self._settle_replacement(msg)
         self.picture.update(VehicleView(msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude,
                                         msg.available, self._now()))
 
+    def _note_on_scene(self, msg: VehicleStatus):
+        assignment = self.assignments.get(msg.incident_id)
+        on_scene = msg.phase.value in (Phase.ON_SCENE.value, Phase.FOLLOW.value)
+        if on_scene and assignment is not None and assignment.vehicle_id == msg.vehicle_id \
+                and assignment.on_scene_s is None:
+            assignment.on_scene_s = self._now()
+        relieved = self.relief_pending.get(msg.incident_id)
+        if on_scene and relieved is not None and relieved.vehicle_id != msg.vehicle_id and assignment is not None \
+                and assignment.vehicle_id == msg.vehicle_id:
+            # The relief is on scene: the drone it relieves may go home now, not before.
+            del self.relief_pending[msg.incident_id]
+            self.relieved.pop(msg.incident_id, None)
+            if relieved.goal_handle is not None:
+                relieved.goal_handle.cancel_goal_async()
+            self.get_logger().info(f"{msg.incident_id}: {msg.vehicle_id} on scene; {relieved.vehicle_id} relieved")
+
+    def _relieve_early(self, msg: VehicleStatus):
+        """Send a relief while the drone on scene can still wait for it, so eyes stay on the scene."""
+        incident_id = msg.incident_id
+        assignment = self.assignments.get(incident_id)
+        incident = self.incidents.get(incident_id)
+        if (assignment is None or assignment.vehicle_id != msg.vehicle_id or assignment.on_scene_s is None
+                or msg.relief_needed or incident_id in self.relief_pending or incident is None
+                or incident.state != Incident.STATE_OPEN or not math.isfinite(msg.flight_time_remaining_s)
+                or not (math.isfinite(msg.position.latitude) and math.isfinite(msg.position.longitude))):
+            return
+        home = self.fleet.vehicle_home(msg.vehicle_id)
+        way_home_s = (float(ground_distance_m(msg.position.latitude, msg.position.longitude, home.latitude,
+                                              home.longitude)) / self.plan_config.cruise_speed_m_s
+                      + self.assignment_config.landing_s + self.params.return_margin_s)
+        must_leave_in = msg.flight_time_remaining_s - way_home_s
+        planned = self.plan_config.on_scene_duration_s
+        staying_for = math.inf if planned <= 0 else planned - (self._now() - assignment.on_scene_s)
+        if must_leave_in >= self.params.relief_lead_s or staying_for <= must_leave_in:
+            return
+        del self.assignments[incident_id]
+        self.relief_pending[incident_id] = assignment
+        self.relieved[incident_id] = msg.vehicle_id
+        self.queue_reasons[incident_id] = (f"relief for {msg.vehicle_id}, which must leave in "
+                                           f"{max(0.0, must_leave_in):.0f} s and stays until the relief is on scene")
+        self.get_logger().warning(f"{incident_id}: {msg.vehicle_id} must leave in {max(0.0, must_leave_in):.0f} s: "
+                                  "sending its relief now")
+
     def _relieve(self, msg: VehicleStatus):
         """A drone leaving its incident on its battery reserve: the incident goes back in the queue at
         once, so that a relief drone is on its way while the first one flies home."""
         incident_id = msg.incident_id
+        pending = self.relief_pending.get(incident_id)
+        if msg.relief_needed and pending is not None and pending.vehicle_id == msg.vehicle_id:
+            del self.relief_pending[incident_id]       # it could not wait: the relief already on its way goes on
+            return
         assignment = self.assignments.get(incident_id)
         if not msg.relief_needed or assignment is None or assignment.vehicle_id != msg.vehicle_id:
             return
@@ -385,6 +440,8 @@ class DispatchNode(Node):
             del self.assignments[incident_id]
         if self.superseded.get(incident_id) is assignment:     # a late drone that ended before either arrived
             del self.superseded[incident_id]
+        if self.relief_pending.get(incident_id) is assignment:  # ended before its relief arrived
+            del self.relief_pending[incident_id]
         self.picture.release(assignment.vehicle_id, incident_id)
 
     # ------------------------------------------------------------------ output
