@@ -31,6 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_type_hints
 
+from dfr_common.durable_sqlite import DurableSqliteFile, write_transaction
 from dfr_intake.calls import Call
 from dfr_intake.incident_book import IncidentBook, IncidentRecord, MergeRules
 
@@ -99,7 +100,7 @@ def call_from_json(text: str) -> Call:
     return Call(**values)
 
 
-class Journal:
+class Journal(DurableSqliteFile):
     """An append-only event log of the incident book in one SQLite file (see the module's docstring).
 
     Journal(path) opens the journal at path, creating it when no file is there. Safe to use from
@@ -202,19 +203,6 @@ class Journal:
             raise self._error("cannot be read as an intake journal", err) from err
         return conn
 
-    def close(self) -> None:
-        """Close the file (a last checkpoint folds the -wal file into it). Closing twice is harmless."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # --- writing ------------------------------------------------------------------------------------------------
 
     def record_opened(self, record: IncidentRecord) -> None:
@@ -249,39 +237,19 @@ class Journal:
             if self._failed is not None:
                 raise self._error(f"stopped after a write failed ({self._failed}); restart intake to replay it. "
                                   f"Not written: {what}")
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as err:
-                raise self._error(f"could not write {what}", err) from err
-            try:
+            def write(conn):
                 last = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
                 if last != self._last_seq:
                     raise self._error(f"another writer appended to it (event {last}, expected {self._last_seq}); "
                                       f"not written: {what}")
-                seq = conn.execute(
+                return conn.execute(
                     "INSERT INTO events (kind, incident_id, revision, call, drone_eligible, policy_reason, reason, "
                     "time_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (kind, incident_id, revision, call, None if eligible is None else int(bool(eligible)),
                      policy_reason, reason, time_s)).lastrowid
-            except BaseException as err:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error as rollback_err:
-                    self._failed = str(rollback_err)
-                if isinstance(err, sqlite3.Error):
-                    raise self._error(f"could not write {what}", err) from err
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as err:
-                # Whether the event reached the disk is unknown: write nothing more until a replay has read it.
-                self._failed = str(err)
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise self._error(f"could not commit {what}", err) from err
+
+            # After a failed commit, write nothing more until a replay has read the journal back.
+            seq = write_transaction(self._conn, write, what, self._error, self._note_failure)
             self._last_seq = seq
 
     # --- reading ------------------------------------------------------------------------------------------------

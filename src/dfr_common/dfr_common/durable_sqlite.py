@@ -1,0 +1,70 @@
+"""One durable write to an SQLite file: the rule that intake's journal and the audit log share.
+
+A write either reaches the disk whole or raises; when a COMMIT fails, whether the write
+reached the disk is unknown, so the caller is told (`note_failure`) and must write
+nothing more until it has read the file back.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def write_transaction(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], T], what: str,
+                      error: Callable[[str, BaseException], Exception], note_failure: Callable[[str], None]) -> T:
+    """Run `write(conn)` between BEGIN IMMEDIATE and COMMIT; SQLite errors become `error(message, cause)`."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as err:
+        raise error(f"could not write {what}", err) from err
+    try:
+        result = write(conn)
+    except BaseException as err:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as rollback_err:
+            note_failure(str(rollback_err))
+        if isinstance(err, sqlite3.Error):
+            raise error(f"could not write {what}", err) from err
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as err:
+        note_failure(str(err))
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        raise error(f"could not commit {what}", err) from err
+    return result
+
+
+class DurableSqliteFile:
+    """What a file written through `write_transaction` shares: closing, `with`, and the failure mark.
+
+    Subclasses set `_lock` (a threading lock), `_conn` (the connection, None once closed)
+    and `_failed` (None, or why writing stopped).
+    """
+
+    _lock: object
+    _conn: sqlite3.Connection | None
+    _failed: str | None
+
+    def _note_failure(self, reason: str) -> None:
+        self._failed = reason
+
+    def close(self) -> None:
+        """Close the file (a last checkpoint folds the -wal file into it). Closing twice is harmless."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
