@@ -6,9 +6,10 @@ first and finer ones over the part of the image where their texels are still at 
 `lod_min_pixels_per_texel` image pixels across (so distant ground neither shimmers nor
 blurs more than it must). Above the horizon a sky with a gentle gradient, towards it a
 haze. Ground actors are boxes drawn far to near, each with its shadow, so that they
-stand out from the ground as moving objects do. The geometry (`project`,
-`ground_homography`) is public so that tests and evaluation can say where the ground
-truth appears in the image.
+stand out from the ground as moving objects do. The geometry (`gimbal_to_world_rotation`,
+`project`, `ground_homography`) lives in dfr_common.camera_geometry, shared with perception,
+and is importable from here so that tests and evaluation can say where the ground truth
+appears in the image.
 
 Frames: world ENU metres with z the height above the flat ground; the camera's optical
 frame is x right, y down, z forward; gimbal angles follow MAVLink's MOUNT convention.
@@ -23,8 +24,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dfr_common.camera_geometry import gimbal_to_world_rotation, ground_homography, project
 from dfr_common.documented import documented
 from dfr_sim.ground_texture import GroundTexture, clip_halfplane, clip_to_rect
+
+__all__ = ["ACTOR_SHAPES", "ActorBox", "CameraModel", "CameraRenderer", "RenderConfig", "Rgb", "car",
+           "ebike_with_rider", "gimbal_to_world_rotation", "ground_homography", "pedestrian", "project", "render"]
 
 Rgb = tuple[int, int, int]
 
@@ -91,66 +96,6 @@ class CameraModel:
             "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
             "p": [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
         }
-
-
-# --------------------------------------------------------------------------- gimbal geometry
-def _rot_x(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def _rot_y(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def _rot_z(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-# Columns: the optical axes (x right, y down, z forward) in a forward-left-up body frame.
-_FLU_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
-
-def gimbal_to_world_rotation(vehicle_yaw_enu_rad: float, pitch_deg: float, roll_deg: float = 0.0,
-                             yaw_deg: float = 0.0) -> np.ndarray:
-    """World-from-camera-optical rotation for a gimbal on a level vehicle.
-
-    vehicle_yaw_enu_rad: heading, 0 east, counter-clockwise positive. Gimbal angles as in
-    MAVLink's MOUNT messages: pitch 0 at the horizon and -90 straight down, yaw from the
-    nose and positive clockwise (to the right), roll positive right side down.
-    """
-    heading = vehicle_yaw_enu_rad - math.radians(yaw_deg)
-    world_from_flu = _rot_z(heading) @ _rot_y(-math.radians(pitch_deg)) @ _rot_x(math.radians(roll_deg))
-    return world_from_flu @ _FLU_FROM_OPTICAL
-
-
-def ground_homography(camera: CameraModel, position_enu, rotation_world_from_camera) -> np.ndarray:
-    """The 3 x 3 map from ground points (x, y, 1), ENU metres, to homogeneous pixels."""
-    c = np.asarray(position_enu, float).reshape(3)
-    r = np.asarray(rotation_world_from_camera, float).reshape(3, 3)
-    ground_to_rel = np.array([[1.0, 0.0, -c[0]], [0.0, 1.0, -c[1]], [0.0, 0.0, -c[2]]])
-    return camera.k @ r.T @ ground_to_rel
-
-
-def project(camera: CameraModel, position_enu, rotation_world_from_camera, points_enu):
-    """Pixels (N x 2, NaN behind the camera) of ENU points (N x 2 on the ground, or N x 3), and
-    a mask of those in front of the camera and inside the image."""
-    c = np.asarray(position_enu, float).reshape(3)
-    r = np.asarray(rotation_world_from_camera, float).reshape(3, 3)
-    pts = np.atleast_2d(np.asarray(points_enu, float))
-    if pts.shape[1] == 2:
-        pts = np.hstack([pts, np.zeros((len(pts), 1))])
-    q = (pts[:, :3] - c) @ r
-    front = q[:, 2] > 1e-9
-    uv = np.full((len(pts), 2), np.nan)
-    uv[front, 0] = camera.fx * q[front, 0] / q[front, 2] + camera.cx
-    uv[front, 1] = camera.fy * q[front, 1] / q[front, 2] + camera.cy
-    with np.errstate(invalid="ignore"):
-        inside = ((uv[:, 0] >= -0.5) & (uv[:, 0] <= camera.width - 0.5)
-                  & (uv[:, 1] >= -0.5) & (uv[:, 1] <= camera.height - 0.5))
-    return uv, front & inside
 
 
 # --------------------------------------------------------------------------- actors
