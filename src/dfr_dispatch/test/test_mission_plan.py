@@ -146,3 +146,26 @@ def test_an_incident_inside_a_no_fly_area_is_answered_from_its_edge_and_the_plan
     plan = plan_mission(HOME, 51.515, -0.09, CONFIG, london_airspace())    # the middle of R158
     assert any("R158" in note and "edge" in note for note in plan.notes)
     assert plan_mission(HOME, 51.515, -0.09, CONFIG, london_airspace({"police_permitted"})).notes == ()
+
+
+@pytest.mark.parametrize("with_airspace", [False, True])
+def test_a_retask_is_planned_from_where_the_drone_is_and_still_returns_home(with_airspace):
+    import shapely
+    airspace = london_airspace() if with_airspace else None
+    in_flight = (51.5200, -0.0700)                                    # east of the City, on its way home
+    plan = plan_mission(HOME, 51.5150, -0.1050, CONFIG, airspace, start=in_flight)   # west of R158
+    first = plan.route[0]
+    if airspace is None:
+        # one straight leg from the drone's position; the hold lies on that line, short of the scene
+        start = np.array(FRAME.to_enu(*in_flight)[:2], dtype=float)
+        scene = np.array(FRAME.to_enu(51.5150, -0.1050)[:2], dtype=float)
+        hold = enu_of(first)[:2]
+        along = (hold - start) @ (scene - start) / np.linalg.norm(scene - start)
+        assert along == pytest.approx(np.linalg.norm(scene - start) - CONFIG.standoff_radius_m, abs=0.5)
+    else:
+        line = shapely.LineString([airspace.enu_of(in_flight)[:2]]
+                                  + [airspace.enu_of((p.latitude, p.longitude))[:2] for p in plan.route])
+        assert not any(line.intersects(zone) for zone in airspace.zones)
+        assert len(plan.route) >= 2                                   # around the City, not through it
+    last = plan.return_route[-1]
+    assert (last.latitude, last.longitude) == pytest.approx((HOME.latitude, HOME.longitude), abs=1e-6)
