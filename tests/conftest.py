@@ -24,14 +24,17 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-PARAM_FILES = ("sim.yaml", "camera.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml")
+PARAM_FILES = ("sim.yaml", "camera.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml",
+               "perception.yaml", "follow.yaml")
+WORLD = CONFIG / "world" / "islington.geojson"
 
 
 class InProcessGraph:
     """The embedded-simulator graph, every node in one executor, on sim time."""
 
     def __init__(self, context, fleet_file: Path, speed: float = 50.0, sim_overrides=None,
-                 dispatch_overrides=None, bridge_overrides=None, with_dispatch=True):
+                 dispatch_overrides=None, bridge_overrides=None, with_dispatch=True, with_perception=False,
+                 camera_overrides=None, perception_overrides=None, follow_overrides=None):
         import rclpy
         from rclpy.parameter import Parameter
 
@@ -67,6 +70,21 @@ class InProcessGraph:
                  **(bridge_overrides or {})}))
             self.bridges[vehicle.vehicle_id] = bridge
             self.nodes.append(bridge)
+        if with_perception:
+            # The cameras, perception and follow: the chase, on the simulator's world and actors.
+            from dfr_follow.follow_node import FollowNode
+            from dfr_perception.perception_node import PerceptionNode
+            from dfr_sim.camera_node import CameraNode
+            self.camera = CameraNode(context=context, parameter_overrides=params(
+                {**sim_time, "fleet_file": str(fleet_file), "world_file": str(WORLD), **(camera_overrides or {})}))
+            self.perception = PerceptionNode(context=context, namespace="dfr", parameter_overrides=params(
+                {**sim_time, "fleet_file": str(fleet_file), **(perception_overrides or {})}))
+            self.follow = FollowNode(context=context, namespace="dfr", parameter_overrides=params(
+                {**sim_time, "fleet_file": str(fleet_file),
+                 "permitted_area_file": str(CONFIG / "airspace" / "operating_area.geojson"),
+                 "airspace_file": str(CONFIG / "airspace" / "london_restrictions.geojson"),
+                 **(follow_overrides or {})}))
+            self.nodes += [self.camera, self.perception, self.follow]
         self.client_node = rclpy.create_node("test_client", context=context,
                                              parameter_overrides=params(sim_time))
         self.nodes.append(self.client_node)

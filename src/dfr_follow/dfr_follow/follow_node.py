@@ -1,0 +1,215 @@
+"""The follow node: each drone's target in, follow setpoints for its bridge out.
+
+One node serves the fleet. For a drone on scene or following, every
+`<vehicle>/perception/target` goes through its FollowController (stand-off, lead,
+search, loss) in the drone's home frame, kept inside the operating area and out of the
+no-fly areas it holds no permission for; the command goes to the bridge on
+`<vehicle>/follow/setpoint` for this mission. Between target messages a timer keeps
+the search and the loss pattern going. When another drone on the same incident starts
+tracking, this one hands over and stops.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from geographic_msgs.msg import GeoPoint as GeoPointMsg
+from geometry_msgs.msg import Vector3
+from mavros_msgs.msg import HomePosition
+from rclpy.node import Node
+from sensor_msgs.msg import NavSatFix
+from shapely.geometry import Polygon
+from shapely.ops import unary_union
+from std_msgs.msg import Float64
+
+from dfr_common.areas import load_areas
+from dfr_common.fleet import load_fleet
+from dfr_common.geodesy import GeoPoint, LocalFrame
+from dfr_common.mission import Phase
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import to_seconds
+from dfr_dispatch.airspace import load_restrictions
+from dfr_follow.follow_controller import FollowConfig, FollowController, FollowState, TargetObservation
+from dfr_interfaces.msg import FollowSetpoint, Target, VehicleStatus
+
+_ON_SCENE = (Phase.ON_SCENE.value, Phase.FOLLOW.value)
+
+
+@dataclass
+class _Drone:
+    vehicle_id: str
+    frame: LocalFrame | None = None
+    latitude: float = math.nan
+    longitude: float = math.nan
+    height_m: float = math.nan
+    heading_enu: float = math.nan
+    status: VehicleStatus | None = None
+    controller: FollowController | None = None
+    mission_id: str = ""
+    tracking: bool = False
+    last_command_state: str = ""
+
+    def position(self):
+        if self.frame is None or not (math.isfinite(self.latitude) and math.isfinite(self.longitude)):
+            return None
+        east, north, _ = self.frame.to_enu(self.latitude, self.longitude)
+        return float(east), float(north), float(self.height_m)
+
+
+class FollowNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("follow", **kwargs)
+        defaults = FollowConfig()
+        p = self.params = declare(self, [
+            Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
+            Param("vehicles", [], "vehicle ids to fly; empty: every vehicle of the fleet"),
+            Param("mavros_namespace", "mavros", "each vehicle's MAVROS namespace, under the vehicle's"),
+            Param("permitted_area_file", "", "GeoJSON whose polygons (united) follow setpoints stay inside"),
+            Param("airspace_file", "", "GeoJSON of no-fly and restricted areas; empty: none"),
+            Param("airspace_permissions", [], "restriction permissions held, e.g. police_permitted"),
+            Param("rate_hz", 5.0, "setpoint rate while searching or circling without a target message", 1.0, 50.0),
+            Param("standoff_m", defaults.standoff_m, "horizontal distance kept from the target", 0.0, 1000.0),
+            Param("height_m", defaults.height_m, "height above the ground to follow at", 0.0, 500.0),
+            Param("floor_m", defaults.floor_m, "never lower than this while following", 0.0, 500.0),
+            Param("ceiling_m", defaults.ceiling_m, "never higher than this", 1.0, 500.0),
+            Param("max_speed_m_s", defaults.max_speed_m_s, "fastest the setpoint moves", 0.1, 50.0),
+            Param("lead_time_s", defaults.lead_time_s, "stand-off kept from where the target will be this soon",
+                  0.0, 10.0),
+            Param("search_time_s", defaults.search_time_s, "search along the last velocity for this long, then "
+                  "report the target lost", 0.0, 600.0),
+            Param("search_speed_m_s", defaults.search_speed_m_s, "fastest the drone flies while searching",
+                  0.0, 50.0),
+            Param("no_fly_buffer_m", defaults.no_fly_buffer_m, "setpoints keep this far from no-fly areas",
+                  0.0, 1000.0),
+        ])
+        if not p.fleet_file:
+            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
+        fleet = load_fleet(p.fleet_file)
+        self.config = FollowConfig(standoff_m=p.standoff_m, height_m=p.height_m, floor_m=p.floor_m,
+                                   ceiling_m=p.ceiling_m, max_speed_m_s=p.max_speed_m_s, lead_time_s=p.lead_time_s,
+                                   search_time_s=p.search_time_s, search_speed_m_s=p.search_speed_m_s,
+                                   no_fly_buffer_m=p.no_fly_buffer_m)
+        self.permitted = None
+        if p.permitted_area_file:
+            self.permitted = unary_union([a.geometry for a in load_areas(p.permitted_area_file)])
+        self.no_fly = []
+        if p.airspace_file:
+            held = frozenset(x for x in p.airspace_permissions if x)
+            self.no_fly = [(r.name, r.geometry) for r in load_restrictions(p.airspace_file)
+                           if r.permission == "never" or r.permission not in held]
+        self.drones: dict[str, _Drone] = {}
+        self.setpoint_pubs = {}
+        for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+            drone = self.drones[vehicle_id] = _Drone(vehicle_id)
+            ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
+            sub = self.create_subscription
+            sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
+            sub(HomePosition, f"{mavros}/home_position/home", lambda m, d=drone: self._on_home(d, m),
+                qos.LATCHED_STATE)
+            sub(NavSatFix, f"{mavros}/global_position/global", lambda m, d=drone: self._on_fix(d, m),
+                qos.SENSOR_DATA)
+            sub(Float64, f"{mavros}/global_position/rel_alt", lambda m, d=drone: setattr(d, "height_m", m.data),
+                qos.SENSOR_DATA)
+            sub(Float64, f"{mavros}/global_position/compass_hdg",
+                lambda m, d=drone: setattr(d, "heading_enu", math.radians(90.0 - m.data)), qos.SENSOR_DATA)
+            sub(Target, f"{ns}/perception/target", lambda m, d=drone: self._on_target(d, m), qos.RELIABLE)
+            self.setpoint_pubs[vehicle_id] = self.create_publisher(FollowSetpoint, f"{ns}/follow/setpoint",
+                                                                   qos.SENSOR_DATA)
+        self.create_timer(1.0 / p.rate_hz, self._tick)
+        self.get_logger().info(f"follow for {len(self.drones)} drones; {len(self.no_fly)} no-fly areas kept out of")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ----------------------------------------------------------------- inputs
+    def _on_home(self, drone: _Drone, msg: HomePosition):
+        geo = msg.geo
+        if all(math.isfinite(v) for v in (geo.latitude, geo.longitude, geo.altitude)):
+            drone.frame = LocalFrame(GeoPoint(geo.latitude, geo.longitude, geo.altitude))
+
+    def _on_fix(self, drone: _Drone, msg: NavSatFix):
+        drone.latitude, drone.longitude = msg.latitude, msg.longitude
+
+    def _on_status(self, drone: _Drone, msg: VehicleStatus):
+        drone.status = msg
+        on_scene = msg.phase.value in _ON_SCENE and bool(msg.mission_id)
+        if not on_scene or msg.mission_id != drone.mission_id:
+            drone.controller, drone.mission_id, drone.tracking = None, "", False
+        if on_scene and drone.controller is None and drone.frame is not None:
+            drone.controller = FollowController(self.config, self._local(drone.frame, self.permitted),
+                                                [(n, self._local(drone.frame, g)) for n, g in self.no_fly])
+            drone.mission_id = msg.mission_id
+
+    @staticmethod
+    def _local(frame: LocalFrame, geometry):
+        """A lon/lat geometry in the drone's home frame (metres)."""
+        if geometry is None:
+            return None
+
+        def to_enu(lon_lat):
+            east, north, _ = frame.to_enu(lon_lat[:, 1], lon_lat[:, 0])
+            return np.column_stack([east, north])
+        local = shapely.transform(geometry, to_enu)
+        return local if not isinstance(local, Polygon) or local.is_valid else local.buffer(0)
+
+    def _on_target(self, drone: _Drone, msg: Target):
+        if drone.controller is None or msg.mission_id != drone.mission_id or drone.frame is None:
+            return
+        observation = None
+        if msg.state == Target.STATE_TRACKING:
+            p, v = msg.track.position, msg.track.velocity
+            if math.isfinite(p.latitude) and math.isfinite(p.longitude):
+                east, north, _ = drone.frame.to_enu(p.latitude, p.longitude)
+                velocity = (v.x, v.y) if math.isfinite(v.x) and math.isfinite(v.y) else (0.0, 0.0)
+                observation = TargetObservation(to_seconds(msg.header.stamp), (float(east), float(north)),
+                                                velocity, str(msg.track.track_id))
+        drone.tracking = drone.tracking or observation is not None
+        self._command(drone, observation)
+
+    def _tick(self):
+        for drone in self.drones.values():
+            if drone.controller is not None and drone.tracking:
+                self._command(drone, None)
+
+    # ---------------------------------------------------------------- output
+    def _command(self, drone: _Drone, observation):
+        where = drone.position()
+        if where is None or not math.isfinite(where[2]):
+            return
+        heading = drone.heading_enu if math.isfinite(drone.heading_enu) else 0.0
+        try:
+            command = drone.controller.update(self._now(), where, heading, observation)
+        except ValueError as err:
+            self.get_logger().warning(f"{drone.vehicle_id}: follow update refused: {err}", throttle_duration_sec=5.0)
+            return
+        for event in command.events:
+            self.get_logger().info(f"{drone.vehicle_id} {drone.mission_id}: {event}")
+        if command.state.value != drone.last_command_state:
+            drone.last_command_state = command.state.value
+            self.get_logger().info(f"{drone.vehicle_id}: follow {command.state.value}: {command.reason}")
+        if command.state in (FollowState.ACQUIRING, FollowState.RELEASED):
+            return
+        lat, lon, _ = drone.frame.to_geodetic(float(command.setpoint_enu[0]), float(command.setpoint_enu[1]), 0.0)
+        look_lat, look_lon, _ = drone.frame.to_geodetic(float(command.look_at_xy[0]), float(command.look_at_xy[1]),
+                                                        0.0)
+        msg = FollowSetpoint(mission_id=drone.mission_id, track_id=command.track_id or "",
+                             latitude=float(lat), longitude=float(lon), altitude_rel_m=float(command.setpoint_enu[2]),
+                             velocity=Vector3(x=float(command.velocity_enu[0]), y=float(command.velocity_enu[1]),
+                                              z=0.0),
+                             look_at=GeoPointMsg(latitude=float(look_lat), longitude=float(look_lon),
+                                                 altitude=math.nan))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.setpoint_pubs[drone.vehicle_id].publish(msg)
+
+
+def main(args=None):
+    sys.exit(run(FollowNode, args))
+
+
+if __name__ == "__main__":
+    main()

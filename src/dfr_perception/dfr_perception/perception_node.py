@@ -1,0 +1,334 @@
+"""The perception node: each drone's video in, tracks on the ground and the drone's target out.
+
+One node serves the fleet. A drone's camera is read only while it is on scene or
+following (so the simulator's lazy cameras render only then); its images go through
+dfr_perception.pipeline with the pose MAVROS reports (position, height above home,
+compass heading) and the gimbal's orientation. Out, per drone:
+`<vehicle>/perception/tracks` (every track, live views only: never recorded) and
+`<vehicle>/perception/target` (the one track the mission record keeps), plus, when
+asked, `<vehicle>/perception/image_redacted` with everything but the target blurred.
+The target is chosen from the incident's description, by an operator through
+`/dfr/perception/select_target`, or handed over from the drone a relief replaces.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from geographic_msgs.msg import GeoPoint as GeoPointMsg
+from geometry_msgs.msg import Quaternion, Vector3
+from mavros_msgs.msg import HomePosition
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, NavSatFix
+from std_msgs.msg import Float64
+
+from dfr_common.fleet import load_fleet
+from dfr_common.geodesy import GeoPoint, LocalFrame
+from dfr_common.mission import Phase
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import from_seconds, to_seconds
+from dfr_interfaces.msg import Incident, Target, Track, TrackArray, VehicleStatus
+from dfr_interfaces.srv import SelectTarget
+from dfr_perception.dnn_detector import DnnDetectorConfig, make_detector
+from dfr_perception.motion_detector import MotionDetectorConfig
+from dfr_perception.pipeline import CameraPose, GroundTrack, PerceptionPipeline, TargetKeeper
+from dfr_perception.privacy import PrivacyConfig, blur_except
+from dfr_perception.target_selection import TargetCriteria
+from dfr_perception.tracker import TrackerConfig
+
+_WATCHING = (Phase.ON_SCENE.value, Phase.FOLLOW.value)
+
+
+def euler_of_quaternion(q: Quaternion) -> tuple[float, float, float]:
+    """(roll, pitch, yaw) in radians of a ZYX quaternion, as MAVROS's mount orientation carries the gimbal."""
+    roll = math.atan2(2.0 * (q.w * q.x + q.y * q.z), 1.0 - 2.0 * (q.x * q.x + q.y * q.y))
+    pitch = math.asin(max(-1.0, min(1.0, 2.0 * (q.w * q.y - q.z * q.x))))
+    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+    return roll, pitch, yaw
+
+
+@dataclass
+class _Drone:
+    """One drone's pipeline and what MAVROS last said about its pose."""
+
+    vehicle_id: str
+    pipeline: PerceptionPipeline
+    keeper: TargetKeeper
+    frame: LocalFrame | None = None
+    fixes: deque = field(default_factory=lambda: deque(maxlen=50))   # (stamp, east, north)
+    height_m: float = math.nan
+    heading_enu: float = math.nan
+    gimbal_deg: tuple[float, float, float] = (math.nan, math.nan, math.nan)   # roll, pitch, yaw (MOUNT)
+    k: np.ndarray | None = None
+    status: VehicleStatus | None = None
+    image_subscription: object = None
+    last_processed_s: float = -math.inf
+    tracks: list[GroundTrack] = field(default_factory=list)
+    frames: int = 0
+
+    def position_at(self, stamp_s: float) -> tuple[float, float] | None:
+        """East, north at the image's time, between the fixes around it (5 Hz from PX4)."""
+        if not self.fixes:
+            return None
+        times = [f[0] for f in self.fixes]
+        east = float(np.interp(stamp_s, times, [f[1] for f in self.fixes]))
+        north = float(np.interp(stamp_s, times, [f[2] for f in self.fixes]))
+        return east, north
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("perception", **kwargs)
+        p = self.params = declare(self, [
+            Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
+            Param("vehicles", [], "vehicle ids to watch; empty: every vehicle of the fleet"),
+            Param("mavros_namespace", "mavros", "each vehicle's MAVROS namespace, under the vehicle's"),
+            Param("detector", "motion", "'motion' (ego-motion compensated differencing) or 'dnn' (the ONNX model "
+                  "at dnn_model_path; without one the motion detector stands in, and the log says so)"),
+            Param("dnn_model_path", "", "ONNX detector model (YOLOv5/YOLOv8 layout); none ships with the project"),
+            Param("processing_width", 640, "the motion detector shrinks wider images to this: at 640 a 2 m e-bike "
+                  "seen from 50 m is about 12 px", 64, 4096),
+            Param("tracker_high_score", 0.35, "detections at least this confident are matched first", 0.0, 1.0),
+            Param("tracker_new_track_score", 0.4, "an unmatched detection at least this confident starts a track "
+                  "(a dark e-bike on a dark road scores 0.4 to 0.55 with the motion detector)", 0.0, 1.0),
+            Param("max_rate_hz", 10.0, "images processed per sim second per drone at most; others are skipped",
+                  0.1, 60.0),
+            Param("publish_redacted_image", False, "publish <vehicle>/perception/image_redacted: everything but "
+                  "the target blurred, for any recording of the video"),
+            Param("redaction", "blur", "'blur' or 'pixelate' for the redacted image"),
+            Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+        ])
+        if not p.fleet_file:
+            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
+        fleet = load_fleet(p.fleet_file)
+        unknown = set(p.vehicles) - set(fleet.vehicles)
+        if unknown:
+            raise ValueError(f"parameter 'vehicles' names {sorted(unknown)}, not in {p.fleet_file}")
+        if p.redaction not in ("blur", "pixelate"):
+            raise ValueError(f"parameter 'redaction' is '{p.redaction}': use 'blur' or 'pixelate'")
+        self.privacy = PrivacyConfig(method=p.redaction)
+        self.incidents: dict[str, Incident] = {}
+        self.drones: dict[str, _Drone] = {}
+        self.pubs = {}
+        warned = False
+        for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+            detector, warning = make_detector(
+                p.detector, MotionDetectorConfig(processing_width=p.processing_width),
+                DnnDetectorConfig(model_path=p.dnn_model_path) if p.detector == "dnn" else None)
+            if warning and not warned:
+                self.get_logger().warning(warning)
+                warned = True
+            tracking = TrackerConfig(high_score=p.tracker_high_score, new_track_score=p.tracker_new_track_score)
+            drone = self.drones[vehicle_id] = _Drone(vehicle_id, PerceptionPipeline(detector, tracking), TargetKeeper())
+            ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
+            sub = self.create_subscription
+            sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
+            sub(HomePosition, f"{mavros}/home_position/home", lambda m, d=drone: self._on_home(d, m),
+                qos.LATCHED_STATE)
+            sub(NavSatFix, f"{mavros}/global_position/global", lambda m, d=drone: self._on_fix(d, m),
+                qos.SENSOR_DATA)
+            sub(Float64, f"{mavros}/global_position/rel_alt", lambda m, d=drone: setattr(d, "height_m", m.data),
+                qos.SENSOR_DATA)
+            sub(Float64, f"{mavros}/global_position/compass_hdg",
+                lambda m, d=drone: setattr(d, "heading_enu", math.radians(90.0 - m.data)), qos.SENSOR_DATA)
+            sub(Quaternion, f"{mavros}/mount_control/orientation", lambda m, d=drone: self._on_gimbal(d, m),
+                qos.RELIABLE)
+            sub(CameraInfo, f"{ns}/camera/camera_info", lambda m, d=drone: self._on_camera_info(d, m),
+                qos.SENSOR_DATA)
+            self.pubs[vehicle_id] = (
+                self.create_publisher(TrackArray, f"{ns}/perception/tracks", qos.SENSOR_DATA),
+                self.create_publisher(Target, f"{ns}/perception/target", qos.RELIABLE),
+                self.create_publisher(Image, f"{ns}/perception/image_redacted", qos.SENSOR_DATA)
+                if p.publish_redacted_image else None)
+        self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
+        self.create_service(SelectTarget, "perception/select_target", self._on_select)
+        self.get_logger().info(f"perception on {len(self.drones)} drones with the {p.detector} detector")
+
+    # ----------------------------------------------------------------- inputs
+    def _on_incident(self, msg: Incident):
+        known = self.incidents.get(msg.incident_id)
+        if known is None or msg.revision >= known.revision:
+            self.incidents[msg.incident_id] = msg
+
+    def _on_home(self, drone: _Drone, msg: HomePosition):
+        geo = msg.geo
+        if all(math.isfinite(v) for v in (geo.latitude, geo.longitude, geo.altitude)):
+            drone.frame = LocalFrame(GeoPoint(geo.latitude, geo.longitude, geo.altitude))
+
+    def _on_fix(self, drone: _Drone, msg: NavSatFix):
+        if drone.frame is None or not (math.isfinite(msg.latitude) and math.isfinite(msg.longitude)):
+            return
+        east, north, _ = drone.frame.to_enu(msg.latitude, msg.longitude)
+        drone.fixes.append((to_seconds(msg.header.stamp), float(east), float(north)))
+
+    def _on_gimbal(self, drone: _Drone, msg: Quaternion):
+        roll, pitch, yaw = euler_of_quaternion(msg)
+        drone.gimbal_deg = (math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
+
+    def _on_camera_info(self, drone: _Drone, msg: CameraInfo):
+        k = np.asarray(msg.k, dtype=float).reshape(3, 3)
+        if np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0:
+            drone.k = k
+
+    def _on_status(self, drone: _Drone, msg: VehicleStatus):
+        before = drone.status
+        drone.status = msg
+        watching = msg.phase.value in _WATCHING and bool(msg.mission_id)
+        if before is None or before.mission_id != msg.mission_id:
+            self._start_mission(drone, msg)
+        if watching and drone.image_subscription is None:
+            drone.image_subscription = self.create_subscription(
+                Image, f"/{drone.vehicle_id}/camera/image_raw", lambda m, d=drone: self._on_image(d, m),
+                qos.SENSOR_DATA)
+            self.get_logger().info(f"{drone.vehicle_id} on scene for {msg.incident_id}: watching its camera")
+        elif not watching and drone.image_subscription is not None:
+            self.destroy_subscription(drone.image_subscription)
+            drone.image_subscription = None
+            drone.pipeline.reset()
+            self.get_logger().info(f"{drone.vehicle_id} left the scene: its camera is no longer read")
+
+    def _start_mission(self, drone: _Drone, msg: VehicleStatus):
+        """A new mission: the target comes from its incident's words, or from the drone it relieves."""
+        drone.pipeline.reset()
+        drone.keeper.clear()
+        if not msg.mission_id:
+            return
+        incident = self.incidents.get(msg.incident_id)
+        criteria = None
+        xy = None
+        if incident is not None:
+            call = incident.calls[-1] if incident.calls else None
+            criteria = TargetCriteria.from_incident(incident.category, call.description if call else "",
+                                                    call.suspect_description if call else "")
+            if drone.frame is not None:
+                east, north, _ = drone.frame.to_enu(incident.location.latitude, incident.location.longitude)
+                xy = (float(east), float(north))
+        drone.keeper.set_incident(criteria, xy)
+
+    def _offer_handover(self, drone: _Drone):
+        """Another drone on this incident sees a target: this one is its relief, and takes that target."""
+        status = drone.status
+        for other in self.drones.values():
+            last = other.keeper.last
+            if other is drone or last is None or other.status is None or other.frame is None \
+                    or drone.frame is None or status is None or other.status.incident_id != status.incident_id:
+                continue
+            lat, lon, _ = other.frame.to_geodetic(float(last.position_xy[0]), float(last.position_xy[1]), 0.0)
+            east, north, _ = drone.frame.to_enu(lat, lon)
+            drone.keeper.handover((float(east), float(north)), last.velocity_xy, other.keeper.last_seen_s,
+                                  other.vehicle_id)
+            return
+
+    # ------------------------------------------------------------------ images
+    def _pose(self, drone: _Drone, stamp_s: float) -> CameraPose | None:
+        where = drone.position_at(stamp_s)
+        if where is None:
+            return None
+        roll, pitch, yaw = drone.gimbal_deg
+        return CameraPose((where[0], where[1], drone.height_m), drone.heading_enu, pitch, yaw, roll)
+
+    def _on_image(self, drone: _Drone, msg: Image):
+        stamp_s = to_seconds(msg.header.stamp)
+        if stamp_s - drone.last_processed_s < 1.0 / self.params.max_rate_hz:
+            return
+        if drone.k is None or drone.frame is None:
+            return
+        if msg.encoding not in ("rgb8", "bgr8", "mono8") or msg.height * msg.step != len(msg.data):
+            self.get_logger().warning(f"{drone.vehicle_id}: image {msg.width}x{msg.height} '{msg.encoding}' "
+                                      "cannot be read (rgb8, bgr8 or mono8 expected): skipped",
+                                      throttle_duration_sec=10.0)
+            return
+        pose = self._pose(drone, stamp_s)
+        if pose is None:
+            return
+        channels = 1 if msg.encoding == "mono8" else 3
+        image = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :msg.width * channels]
+        image = image.reshape(msg.height, msg.width, channels) if channels == 3 else image
+        drone.last_processed_s = stamp_s
+        drone.tracks = drone.pipeline.process(image, stamp_s, pose, drone.k)
+        drone.frames += 1
+        if drone.keeper.target_id is None:
+            self._offer_handover(drone)
+        target = drone.keeper.update(stamp_s, drone.tracks)
+        for event in target.events:
+            self.get_logger().info(f"{drone.vehicle_id} {drone.status.incident_id if drone.status else ''}: {event}")
+        self._publish(drone, msg, target, image)
+
+    def _track_msg(self, drone: _Drone, track: GroundTrack, header) -> Track:
+        msg = Track(header=header, track_id=int(track.track_id), state=track.state,
+                    object_class=track.object_class, confidence=float(track.confidence),
+                    x_min=track.box[0], y_min=track.box[1], x_max=track.box[2], y_max=track.box[3],
+                    position_uncertainty_m=float(track.uncertainty_m), ground_size_m=float(track.ground_size_m))
+        if track.placed:
+            lat, lon, _ = drone.frame.to_geodetic(float(track.position_xy[0]), float(track.position_xy[1]), 0.0)
+            msg.position = GeoPointMsg(latitude=float(lat), longitude=float(lon), altitude=math.nan)
+        else:
+            msg.position = GeoPointMsg(latitude=math.nan, longitude=math.nan, altitude=math.nan)
+        vx, vy = (float(v) for v in track.velocity_xy)
+        msg.velocity = Vector3(x=vx, y=vy, z=0.0)
+        return msg
+
+    def _publish(self, drone: _Drone, image_msg: Image, target, image: np.ndarray):
+        tracks_pub, target_pub, redacted_pub = self.pubs[drone.vehicle_id]
+        status = drone.status
+        header = image_msg.header
+        mission_id = status.mission_id if status else ""
+        incident_id = status.incident_id if status else ""
+        if tracks_pub.get_subscription_count():
+            tracks_pub.publish(TrackArray(
+                header=header, vehicle_id=drone.vehicle_id, mission_id=mission_id, incident_id=incident_id,
+                tracks=[self._track_msg(drone, t, header) for t in drone.tracks],
+                target_track_id=int(drone.keeper.target_id or 0)))
+        state = {"none": Target.STATE_NONE, "tracking": Target.STATE_TRACKING, "lost": Target.STATE_LOST}[target.state]
+        out = Target(header=header, vehicle_id=drone.vehicle_id, mission_id=mission_id, incident_id=incident_id,
+                     state=state, selected_by=target.selected_by, reason=target.reason)
+        if target.track is not None:
+            out.track = self._track_msg(drone, target.track, header)
+            out.last_seen = from_seconds(target.last_seen_s)
+        target_pub.publish(out)
+        if redacted_pub is not None and redacted_pub.get_subscription_count():
+            keep = [target.track.box] if target.state == "tracking" and target.track is not None else []
+            redacted = blur_except(image, keep, config=self.privacy)
+            redacted_pub.publish(Image(header=header, height=image_msg.height, width=image_msg.width,
+                                       encoding=image_msg.encoding, step=image_msg.width * (
+                                           1 if image_msg.encoding == "mono8" else 3),
+                                       data=np.ascontiguousarray(redacted).tobytes()))
+
+    # ----------------------------------------------------------------- service
+    def _on_select(self, request, response):
+        drone = self.drones.get(request.vehicle_id)
+        who = request.requested_by.strip()
+        if drone is None:
+            response.success, response.message = False, (f"no drone '{request.vehicle_id}' here; drones: "
+                                                         f"{', '.join(self.drones)}")
+        elif not who:
+            response.success, response.message = False, "requested_by is empty: every choice names who made it"
+        elif request.track_id == 0:
+            drone.keeper.clear()
+            if drone.status is not None:
+                self._start_mission(drone, drone.status)
+            response.success, response.message = True, (f"{request.vehicle_id}: target cleared by {who}; the "
+                                                         "incident's description chooses again")
+        else:
+            try:
+                response.message = f"{request.vehicle_id}: " + drone.keeper.operator_select(
+                    int(request.track_id), who, drone.tracks)
+                response.success = True
+            except ValueError as err:
+                response.success, response.message = False, f"{request.vehicle_id}: {err}"
+        log = self.get_logger().info if response.success else self.get_logger().warning
+        log(f"select_target: {response.message}")
+        return response
+
+
+def main(args=None):
+    sys.exit(run(PerceptionNode, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""From a drone's image to tracks on the ground and the one target it keeps: detection,
+tracking, geolocation, a class from size and speed, and the target's selection, loss and
+re-acquisition. Plain Python: the perception node and the evaluation both run it.
+
+Frames: the drone's home frame, ENU metres over flat ground (z = height above it), as
+in dfr_common.camera_geometry; gimbal angles in MAVLink's MOUNT convention.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dfr_common.camera_geometry import gimbal_to_world_rotation
+from dfr_common.documented import documented
+from dfr_perception.detection import Detector
+from dfr_perception.geolocation import (
+    GeolocationConfig,
+    GroundTrackSmoother,
+    SmootherConfig,
+    geolocate_boxes,
+    ground_size_m,
+)
+from dfr_perception.target_selection import (
+    CandidateTrack,
+    SelectionConfig,
+    TargetCriteria,
+    infer_class,
+    select_target,
+)
+from dfr_perception.tracker import Tracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class CameraPose:
+    """Where the camera was when the image was taken."""
+
+    position_enu: tuple[float, float, float]     # the drone, in its home frame; z above the ground
+    heading_enu_rad: float                       # the drone's nose, from east, counter-clockwise
+    gimbal_pitch_deg: float                      # MOUNT: 0 level, -90 straight down
+    gimbal_yaw_deg: float = 0.0                  # MOUNT: from the nose, positive right
+    gimbal_roll_deg: float = 0.0
+
+    def rotation(self) -> np.ndarray:
+        return gimbal_to_world_rotation(self.heading_enu_rad, self.gimbal_pitch_deg, self.gimbal_roll_deg,
+                                        self.gimbal_yaw_deg)
+
+    def finite(self) -> bool:
+        values = (*self.position_enu, self.heading_enu_rad, self.gimbal_pitch_deg, self.gimbal_yaw_deg,
+                  self.gimbal_roll_deg)
+        return all(math.isfinite(v) for v in values)
+
+
+@dataclass(frozen=True)
+class GroundTrack:
+    """A track of this image, in the image and on the ground."""
+
+    track_id: int
+    state: str                                   # tentative | confirmed | lost
+    box: tuple[float, float, float, float]
+    confidence: float
+    position_xy: np.ndarray                      # home-frame ENU metres; NaN where it could not be placed
+    uncertainty_m: float
+    velocity_xy: np.ndarray                      # m/s on the ground
+    ground_size_m: float
+    object_class: str
+
+    @property
+    def speed_m_s(self) -> float:
+        return float(np.hypot(*self.velocity_xy))
+
+    @property
+    def placed(self) -> bool:
+        return bool(np.isfinite(self.position_xy).all())
+
+
+class PerceptionPipeline:
+    """One camera's detector, tracker and ground smoother."""
+
+    def __init__(self, detector: Detector, tracker: TrackerConfig | None = None,
+                 geolocation: GeolocationConfig | None = None, smoother: SmootherConfig | None = None,
+                 selection: SelectionConfig | None = None):
+        self.detector = detector
+        self.tracker = Tracker(tracker)
+        self.geolocation = geolocation or GeolocationConfig()
+        self.smoother_config = smoother or SmootherConfig()
+        self.smoother = GroundTrackSmoother(self.smoother_config)
+        self.selection = selection or SelectionConfig()
+        self.detections = 0                      # in the last image
+
+    def reset(self) -> None:
+        """A new mission or a gap in the images: nothing carries over."""
+        reset = getattr(self.detector, "reset", None)
+        if reset is not None:
+            reset()
+        self.tracker.reset()
+        self.smoother = GroundTrackSmoother(self.smoother_config)
+
+    def process(self, image: np.ndarray, stamp_s: float, pose: CameraPose, k: np.ndarray) -> list[GroundTrack]:
+        detections = self.detector.detect(image)
+        self.detections = len(detections)
+        tracks = self.tracker.update(detections, stamp_s, getattr(self.detector, "last_homography", None))
+        live = {t.track_id for t in tracks}
+        for stale in [i for i in self.smoother.track_ids if int(i) not in live]:
+            self.smoother.drop(stale)
+        if not tracks:
+            return []
+        boxes = np.array([t.box for t in tracks], dtype=float)
+        if not pose.finite():
+            ground = np.full((len(tracks), 2), np.nan)
+            uncertainty = np.full(len(tracks), np.nan)
+            sizes = np.full(len(tracks), np.nan)
+        else:
+            rotation = pose.rotation()
+            ground, uncertainty = geolocate_boxes(k, pose.position_enu, rotation, boxes, self.geolocation)
+            sizes = ground_size_m(k, pose.position_enu, rotation, boxes, self.geolocation)
+        out = []
+        for track, xy, sigma, size in zip(tracks, ground, uncertainty, sizes):
+            velocity = np.full(2, np.nan)
+            position = np.asarray(xy, dtype=float)
+            if track.state != "lost" and np.isfinite(xy).all() and math.isfinite(float(sigma)):
+                state = self.smoother.update(str(track.track_id), stamp_s, xy, float(sigma))
+                position, velocity = state.position_xy, state.velocity_xy
+            speed = float(np.hypot(*velocity)) if np.isfinite(velocity).all() else math.nan
+            kind = infer_class(float(size), speed, self.selection) if math.isfinite(float(size)) and \
+                math.isfinite(speed) else "unknown"
+            out.append(GroundTrack(track.track_id, track.state, tuple(float(v) for v in track.box),
+                                   float(track.score), position, float(sigma), velocity, float(size), kind))
+        return out
+
+
+@dataclass
+class TargetKeeperConfig:
+    reacquire_radius_m: float = documented(25.0, "a new track this close to where a lost target should be now "
+                                                 "takes over its identity", 1.0, 500.0)
+    reacquire_within_s: float = documented(15.0, "how long after losing a target a new track may take it over",
+                                           0.0, 600.0)
+    handover_radius_m: float = documented(30.0, "a relief drone takes as its target the track this close to "
+                                                "where the relieved drone's target should be now", 1.0, 500.0)
+    min_age_s: float = documented(0.5, "a track must be this old to be chosen from the incident's description",
+                                  0.0, 60.0)
+    min_speed_when_fast_m_s: float = documented(1.0, "when the incident says the suspect is moving fast, slower "
+                                                      "tracks are not candidates", 0.0, 50.0)
+    switch_margin: float = documented(3.0, "while the incident's words choose, a track scoring this much more than "
+                                           "the target takes its place", 0.0, 100.0)
+    class_patience_s: float = documented(30.0, "for this long after the first image only tracks of the class the "
+                                               "incident names may be chosen; then the best of any class", 0.0, 3600.0)
+
+
+@dataclass
+class TargetState:
+    state: str                                   # none | tracking | lost
+    track: GroundTrack | None = None
+    last_seen_s: float = math.nan
+    selected_by: str = ""
+    reason: str = ""
+    events: list[str] = field(default_factory=list)
+
+
+class TargetKeeper:
+    """Which track one drone keeps as its target, who chose it and why; loss and re-acquisition."""
+
+    def __init__(self, config: TargetKeeperConfig | None = None, selection: SelectionConfig | None = None):
+        self.config = config or TargetKeeperConfig()
+        self.selection = selection or SelectionConfig()
+        self.criteria: TargetCriteria | None = None
+        self.incident_xy: np.ndarray | None = None
+        self.target_id: int | None = None
+        self.selected_by = ""
+        self.reason = ""
+        self.last: GroundTrack | None = None
+        self.last_seen_s = math.nan
+        self._operator_pick: tuple[int, str] | None = None
+        self._handover: tuple[np.ndarray, np.ndarray, float, str] | None = None
+        self._first_seen: dict[int, float] = {}
+        self._started_s: float | None = None
+
+    def set_incident(self, criteria: TargetCriteria | None, incident_xy) -> None:
+        """The mission's incident: its words choose the target unless the operator does."""
+        self.criteria = criteria
+        self.incident_xy = None if incident_xy is None else np.asarray(incident_xy, dtype=float)
+
+    def clear(self) -> None:
+        self.target_id, self.last, self.last_seen_s = None, None, math.nan
+        self.selected_by = self.reason = ""
+        self._operator_pick = self._handover = None
+        self._first_seen.clear()
+        self._started_s = None
+
+    def operator_select(self, track_id: int, who: str, tracks: list[GroundTrack]) -> str:
+        """The operator's choice among the current tracks; ValueError (with the ids there are) if it is not one."""
+        ids = [t.track_id for t in tracks if t.state != "lost"]
+        if track_id not in ids:
+            raise ValueError(f"no track {track_id} in view; tracks now: {', '.join(map(str, ids)) or 'none'}")
+        self._operator_pick = (track_id, who)
+        return f"track {track_id} chosen by {who}"
+
+    def handover(self, position_xy, velocity_xy, stamp_s: float, from_vehicle: str) -> None:
+        """A relieved drone's target as last seen: this drone takes the track that fits where it is now."""
+        self._handover = (np.asarray(position_xy, float), np.asarray(velocity_xy, float), float(stamp_s),
+                          from_vehicle)
+
+    def update(self, stamp_s: float, tracks: list[GroundTrack]) -> TargetState:
+        events: list[str] = []
+        for t in tracks:
+            self._first_seen.setdefault(t.track_id, stamp_s)
+        by_id = {t.track_id: t for t in tracks}
+        if self._operator_pick is not None and self._operator_pick[0] in by_id:
+            track_id, who = self._operator_pick
+            self._take(track_id, f"operator:{who}", f"chosen by {who}", events)
+            self._operator_pick = None
+        if self.target_id is None and self._handover is not None:
+            self._take_handover(stamp_s, tracks, events)
+        if self._started_s is None:
+            self._started_s = stamp_s
+        if self.target_id is not None and self.target_id not in by_id:
+            # the tracker gave it up: a new track where it should be now takes it over, before any other choice
+            self._reacquire(stamp_s, tracks, events)
+        if self.criteria is not None and self._handover is None and self.selected_by in ("", "incident"):
+            self._choose_from_incident(stamp_s, tracks, by_id, events)
+        current = by_id.get(self.target_id) if self.target_id is not None else None
+        if current is not None and current.state != "lost" and current.placed:
+            self.last, self.last_seen_s = current, stamp_s
+            return TargetState("tracking", current, stamp_s, self.selected_by, self.reason, events)
+        if self.target_id is None:
+            return TargetState("none", events=events)
+        return TargetState("lost", self.last, self.last_seen_s, self.selected_by, self.reason, events)
+
+    def _choose_from_incident(self, stamp_s: float, tracks: list[GroundTrack], by_id: dict, events: list[str]):
+        """The incident's words choose, and keep choosing while nobody else has: a better match replaces a
+        target that is lost or not of the class they name."""
+        wanted = self.criteria.object_class
+        strict = wanted is not None and stamp_s - self._started_s < self.config.class_patience_s
+        candidates = [CandidateTrack(str(t.track_id), t.position_xy, t.velocity_xy, t.ground_size_m,
+                                     t.confidence, stamp_s - self._first_seen[t.track_id])
+                      for t in tracks if t.state == "confirmed" and t.placed
+                      and np.isfinite(t.velocity_xy).all() and math.isfinite(t.ground_size_m)
+                      and stamp_s - self._first_seen[t.track_id] >= self.config.min_age_s
+                      and (not strict or t.object_class == wanted)
+                      and (not self.criteria.prefer_fast or t.speed_m_s >= self.config.min_speed_when_fast_m_s)]
+        if not candidates:
+            return
+        current = by_id.get(self.target_id) if self.target_id is not None else None
+        chosen, reason, scores = select_target(candidates, self.criteria, self.incident_xy, self.selection)
+        if chosen is None or int(chosen) == self.target_id:
+            return
+        if current is not None and current.state != "lost" and (wanted is None or current.object_class == wanted):
+            # a fitting target in view is kept, unless a clearly better one has come
+            totals = {tid: s.total for tid, s in scores.items() if s.excluded is None}
+            if str(self.target_id) in totals and \
+                    totals[str(chosen)] - totals[str(self.target_id)] < self.config.switch_margin:
+                return
+        if self.target_id is not None:
+            events.append(f"target re-chosen: track {chosen} fits the incident better than track "
+                          f"{self.target_id}")
+        self._take(int(chosen), "incident", reason, events)
+
+    def _take(self, track_id: int, by: str, reason: str, events: list[str]) -> None:
+        if self.target_id != track_id:
+            events.append(f"target: track {track_id} ({by}): {reason}")
+        self.target_id, self.selected_by, self.reason = track_id, by, reason
+
+    def _predicted(self, position, velocity, since_s: float, now_s: float) -> np.ndarray:
+        v = velocity if np.isfinite(velocity).all() else np.zeros(2)
+        return position + v * max(0.0, now_s - since_s)
+
+    def _nearest(self, where: np.ndarray, tracks: list[GroundTrack], radius: float) -> GroundTrack | None:
+        near = [(float(np.hypot(*(t.position_xy - where))), t) for t in tracks
+                if t.state != "lost" and t.placed and t.track_id != self.target_id]
+        near = [(d, t) for d, t in near if d <= radius]
+        return min(near, key=lambda x: x[0])[1] if near else None
+
+    def _take_handover(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
+        position, velocity, since, vehicle = self._handover
+        where = self._predicted(position, velocity, since, stamp_s)
+        match = self._nearest(where, tracks, self.config.handover_radius_m)
+        if match is not None:
+            self._handover = None
+            self._take(match.track_id, f"handover:{vehicle}",
+                       f"{vehicle}'s target, {float(np.hypot(*(match.position_xy - where))):.0f} m from where it "
+                       "should be", events)
+
+    def _reacquire(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
+        if self.last is None or not math.isfinite(self.last_seen_s) or \
+                stamp_s - self.last_seen_s > self.config.reacquire_within_s:
+            return
+        where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
+        match = self._nearest(where, tracks, self.config.reacquire_radius_m)
+        if match is not None and match.object_class in (self.last.object_class, "unknown"):
+            events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
+            self.target_id = match.track_id

@@ -1,0 +1,89 @@
+"""The target keeper: which track a drone keeps, who chose it, and how it survives loss and handover."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfr_perception.pipeline import GroundTrack, TargetKeeper, TargetKeeperConfig
+from dfr_perception.target_selection import TargetCriteria
+
+BIKE = TargetCriteria.from_incident("dangerous_driving", "E-bike ridden at speed on the pavement")
+
+
+def track(track_id, x, y, vx=0.0, vy=0.0, size=1.8, kind="two_wheeler", state="confirmed", confidence=0.8):
+    return GroundTrack(track_id, state, (0.0, 0.0, 10.0, 10.0), confidence, np.array([x, y], float), 1.5,
+                       np.array([vx, vy], float), size, kind)
+
+
+def keeper(**config):
+    k = TargetKeeper(TargetKeeperConfig(**config))
+    k.set_incident(BIKE, (0.0, 0.0))
+    return k
+
+
+def run(k, frames):
+    """frames: a list of track lists, one per 0.2 s."""
+    state = None
+    for n, tracks in enumerate(frames):
+        state = k.update(n * 0.2, tracks)
+    return state
+
+
+def test_the_incident_words_choose_the_fast_two_wheeler_once_it_is_old_enough():
+    k = keeper(min_age_s=1.0)
+    slow_bike = track(1, 20, 0, vx=0.5)
+    walker = track(2, 5, 5, vx=1.2, size=0.5, kind="person")
+    fast_bike = track(3, -30, 10, vy=9.0)
+    state = run(k, [[slow_bike, walker, fast_bike]] * 4)
+    assert state.state == "none"                     # too young
+    state = run(k, [[slow_bike, walker, fast_bike]] * 8)
+    assert state.state == "tracking" and state.track.track_id == 3 and state.selected_by == "incident"
+    assert "two-wheeler" in state.reason
+
+
+def test_a_clearly_better_match_replaces_the_first_choice_and_says_so():
+    k = keeper(min_age_s=0.0, switch_margin=0.5)
+    run(k, [[track(1, 10, 0, vx=4.0)]] * 3)
+    assert k.target_id == 1
+    events = []
+    for n in range(3):
+        events += k.update(1.0 + 0.2 * n, [track(1, 10, 0, vx=4.0), track(2, 0, 5, vy=12.0)]).events
+    assert k.target_id == 2 and any("re-chosen: track 2" in e for e in events)
+
+
+def test_the_operators_choice_stands_and_is_recorded_as_theirs():
+    k = keeper(min_age_s=0.0)
+    tracks = [track(1, 10, 0, vx=9.0), track(2, 40, 0, vx=4.0, size=4.5, kind="car")]
+    run(k, [tracks] * 3)
+    assert k.target_id == 1
+    assert k.operator_select(2, "pilot 7", tracks) == "track 2 chosen by pilot 7"
+    state = k.update(1.0, tracks)
+    assert state.track.track_id == 2 and state.selected_by == "operator:pilot 7"
+    state = k.update(1.2, tracks + [track(3, 0, 0, vx=14.0)])        # a faster bike does not take over
+    assert state.track.track_id == 2
+    with pytest.raises(ValueError, match="no track 9 in view; tracks now: 1, 2"):
+        k.operator_select(9, "pilot 7", tracks)
+
+
+def test_a_lost_target_is_reported_then_re_acquired_where_it_should_be():
+    k = keeper(min_age_s=0.0, reacquire_radius_m=10.0)
+    run(k, [[track(1, 0, 0, vx=5.0)]] * 3)
+    state = k.update(0.8, [track(1, 3, 0, vx=5.0, state="lost")])
+    assert state.state == "lost" and state.track.track_id == 1
+    # a new track where the target should be 1 s later (5 m/s east) takes over its identity
+    state = k.update(1.4, [track(7, 8.0, 0.5, vx=5.0)])
+    assert state.state == "tracking" and k.target_id == 7
+    assert any("re-acquired" in e for e in state.events)
+
+
+def test_a_relief_takes_the_track_where_the_relieved_drones_target_should_be():
+    k = keeper(min_age_s=0.0)
+    k.handover((100.0, 0.0), (0.0, 8.0), stamp_s=0.0, from_vehicle="uav4")
+    state = k.update(2.0, [track(5, 100.0, 16.0, vy=8.0), track(6, 90.0, 60.0, vy=8.0)])
+    assert state.track.track_id == 5 and state.selected_by == "handover:uav4"
+
+
+def test_nothing_is_chosen_from_slow_tracks_when_the_words_say_fast():
+    k = keeper(min_age_s=0.0)
+    state = run(k, [[track(1, 0, 0, vx=0.6), track(2, 10, 0, vx=0.2)]] * 10)
+    assert state.state == "none" and k.target_id is None
