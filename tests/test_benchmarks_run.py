@@ -29,4 +29,6 @@ def test_every_benchmark_runs_on_a_tiny_size(bench):
                                      "camera_islington_640x480", "camera_synthetic_10km_640x480",
                                      "intake_burst_10000", "dispatch_city_evening", "dispatch_decision_9_drones",
                                      "dispatch_decision_100_drones", "dispatch_decision_500_drones",
-                                     "dispatch_routes_london"}
+                                     "dispatch_routes_london", "perception_detector_640x480",
+                                     "perception_detector_1280x720", "perception_detector_1280x720_full",
+                                     "perception_tracker_20_tracks", "perception_chase"}

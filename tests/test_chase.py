@@ -41,8 +41,8 @@ def test_the_drone_finds_the_e_bike_in_its_video_and_follows_it(graph_factory):
     errors = []
 
     def geolocated():
-        if truth and targets and targets[-1].state == Target.STATE_TRACKING:
-            bike = next(a for a in truth[-1].actors if a.kind == "ebike")
+        bike = next((a for a in truth[-1].actors if a.kind == "ebike"), None) if truth else None
+        if bike is not None and targets and targets[-1].state == Target.STATE_TRACKING:
             p = targets[-1].track.position
             errors.append(float(ground_distance_m(p.latitude, p.longitude, bike.position.latitude,
                                                   bike.position.longitude)))

@@ -292,6 +292,29 @@ def bench_dispatch_routes_london() -> dict:
     return bench_routes(REPO / "config" / "airspace" / "london_restrictions.geojson")
 
 
+def _detector(width: int, height: int, processing_width: int) -> dict:
+    from dfr_perception.motion_detector import MotionDetectorConfig
+    from dfr_perception.perception_bench import bench_detector
+    return {"processing_width": processing_width,
+            **bench_detector(width, height, frames=200, config=MotionDetectorConfig(processing_width=processing_width))}
+
+
+def bench_tracker_20() -> dict:
+    from dfr_perception.perception_bench import bench_tracker
+    return bench_tracker(20, steps=3000)
+
+
+def bench_perception_chase(duration_s: float = 120.0) -> dict:
+    """The e-bike chase, closed loop on the embedded simulator, scored against its ground truth."""
+    import cv2
+
+    from dfr_bringup.chase_eval import ChaseConfig, run_chase
+    cv2.setNumThreads(1)
+    return run_chase(REPO / "config" / "scenarios" / "foundation_single_call.yaml",
+                     REPO / "config" / "fleet" / "islington.yaml", REPO / "config" / "world" / "islington.geojson",
+                     ChaseConfig(duration_s=duration_s))
+
+
 BENCHMARKS = {
     "vehicle_model_9": lambda: bench_vehicle_model(9),
     "vehicle_model_50": lambda: bench_vehicle_model(50),
@@ -307,6 +330,11 @@ BENCHMARKS = {
     "dispatch_decision_100_drones": lambda: _dispatch_decisions(100),
     "dispatch_decision_500_drones": lambda: _dispatch_decisions(500),
     "dispatch_routes_london": bench_dispatch_routes_london,
+    "perception_detector_640x480": lambda: _detector(640, 480, 640),
+    "perception_detector_1280x720": lambda: _detector(1280, 720, 640),
+    "perception_detector_1280x720_full": lambda: _detector(1280, 720, 1280),
+    "perception_tracker_20_tracks": bench_tracker_20,
+    "perception_chase": bench_perception_chase,
 }
 
 

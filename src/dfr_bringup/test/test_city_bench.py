@@ -37,3 +37,15 @@ def test_both_policies_answer_every_incident_of_a_short_evening(tmp_path):
         assert summary["flights"] >= 1 and summary["decision_ms"]["p99"] > 0
     assert result["nearest_idle"]["retasked_in_flight"] == 0
     assert "planner_p90_gain_s" in result
+
+
+def test_the_chase_evaluation_scores_a_short_chase_with_trackeval():
+    from dfr_bringup.chase_eval import ChaseConfig, run_chase
+    result = run_chase(CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
+                       CONFIG / "world" / "islington.geojson",
+                       ChaseConfig(duration_s=4.0, lead_in_s=3.0, width=320, height=240, processing_width=320))
+    assert result["frames"] == 40 and result["truth_boxes"] > 0
+    import math
+    assert all(math.isfinite(result[key]) for key in ("MOTA", "IDF1", "HOTA", "pipeline_fps"))
+    assert 0.0 <= result["target_in_view_fraction"] <= 1.0 and result["IDF1"] <= 1.0
+    assert set(result["target_geolocation_error_m"]) == {"p50", "p90", "samples"}
