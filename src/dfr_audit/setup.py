@@ -16,7 +16,8 @@ setup(
     maintainer_email="maintainers@dfr.invalid",
     description="Accountability: the hash-chained audit log, retention, and the transparency report.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["audit_verify = dfr_audit.verify:main",
+    entry_points={"console_scripts": ["audit_node = dfr_audit.audit_node:main",
+                                      "audit_verify = dfr_audit.verify:main",
                                       "audit_retention = dfr_audit.retention:main",
                                       "transparency_report = dfr_audit.transparency_report:main"]},
 )

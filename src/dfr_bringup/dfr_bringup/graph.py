@@ -76,7 +76,8 @@ def select_vehicles(fleet: Fleet, vehicles: str | tuple[str, ...] | list[str] | 
 
 
 def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool = True) -> list[NodeSpec]:
-    """Intake, dispatch, one bridge per vehicle, perception, follow, the scenario feed and the run recorder.
+    """Intake, dispatch, one bridge per vehicle, perception, follow, the audit log, the scenario feed and the
+    run recorder.
 
     `run` gives config_dir, fleet_file, scenario_file and output_dir (SimRun, SitlRun,
     RealRun). Without a scenario file there is no scenario feed: calls come from intake's
@@ -105,6 +106,9 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                  {**clock, "fleet_file": str(run.fleet_file), "vehicles": [v.vehicle_id for v in vehicles],
                   "permitted_area_file": str(run.config_dir / "airspace" / "operating_area.geojson"),
                   "airspace_file": str(run.config_dir / "airspace" / "london_restrictions.geojson")}),
+        NodeSpec("dfr_audit", "audit_node", "audit", "/dfr", ("audit.yaml",),
+                 {**clock, "fleet_file": str(run.fleet_file), "vehicles": [v.vehicle_id for v in vehicles],
+                  "log_file": str(run.output_dir / "audit_log.sqlite")}),
     ]
     if scenario:
         nodes.append(NodeSpec("dfr_intake", "scenario_feed", "scenario_feed", "/dfr", (),

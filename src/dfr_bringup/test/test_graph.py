@@ -55,8 +55,9 @@ def test_the_dfr_part_without_a_scenario_has_no_feed_and_the_recorder_keeps_a_sh
     run = RealRun(CONFIG, FLEET_FILE, CONFIG / "airframes" / "real.yaml", Path("/tmp/run"))
     nodes = dfr_nodes(run, use_sim_time=False, vehicle_ids=("uav2",), recorder_ends_run=False)
     assert [s.fully_qualified_name for s in nodes] == ["/dfr/intake", "/dfr/dispatch", "/uav2/bridge",
-                                                       "/dfr/perception", "/dfr/follow", "/dfr/run_recorder"]
-    assert all(s.overrides["vehicles"] == ["uav2"] for s in nodes if s.name in ("perception", "follow"))
+                                                       "/dfr/perception", "/dfr/follow", "/dfr/audit",
+                                                       "/dfr/run_recorder"]
+    assert all(s.overrides["vehicles"] == ["uav2"] for s in nodes if s.name in ("perception", "follow", "audit"))
     assert all(s.overrides["use_sim_time"] is False for s in nodes)
     assert nodes[-1].overrides["scenario_file"] == "" and not nodes[-1].required
 

@@ -1,0 +1,87 @@
+"""The audit node: the graph's decisions, as they are published, into the hash-chained log.
+
+It listens to intake's incidents (calls, policy decisions, opening and closing), every
+vehicle's status (launches, phases, mission results, pilot takeovers, failsafes) and
+perception's targets (who chose which track), and appends one entry per decision to
+the SQLite audit log at `log_file` (dfr_audit.recorder). `python -m dfr_audit.verify`
+checks the file; `python -m dfr_audit.transparency_report` summarises it.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rclpy.node import Node
+
+from dfr_audit.audit_log import AuditLog, read_key_file
+from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, StatusSeen
+from dfr_common.fleet import load_fleet
+from dfr_common.ros import qos
+from dfr_common.ros.node_main import run
+from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.stamps import to_seconds
+from dfr_interfaces.msg import Incident, Target, VehicleStatus
+
+
+class AuditNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("audit", **kwargs)
+        p = self.params = declare(self, [
+            Param("log_file", "", "the SQLite audit log; created if missing, continued if not"),
+            Param("key_file", "", "a file holding the HMAC key of a keyed log; empty: SHA-256 only"),
+            Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
+            Param("vehicles", [], "vehicle ids to record; empty: every vehicle of the fleet"),
+            Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+        ])
+        if not p.log_file:
+            raise ValueError("parameter 'log_file' is empty: the audit log needs a file")
+        if not p.fleet_file:
+            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
+        fleet = load_fleet(p.fleet_file)
+        Path(p.log_file).parent.mkdir(parents=True, exist_ok=True)
+        self.log = AuditLog(p.log_file, key=read_key_file(p.key_file) if p.key_file else None)
+        self.recorder = AuditRecorder(self.log)
+        self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
+        for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+            self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
+                                     qos.LATCHED_STATE)
+            self.create_subscription(Target, f"/{vehicle_id}/perception/target", self._on_target, qos.RELIABLE)
+        self.get_logger().info(f"audit log {p.log_file} ({len(self.log)} entries so far)")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _guard(self, what: str, write) -> None:
+        try:
+            write()
+        except (ValueError, RuntimeError) as err:       # a bad value in a message, or the disk
+            self.get_logger().error(f"audit: could not record {what}: {err}")
+
+    def _on_incident(self, msg: Incident):
+        seen = IncidentSeen(
+            msg.incident_id, msg.revision, msg.state == Incident.STATE_OPEN, msg.grade, msg.category,
+            msg.drone_eligible, msg.policy_reason,
+            tuple(CallSeen(c.cad_ref, c.grade, c.category, to_seconds(c.call_time)) for c in msg.calls))
+        self._guard(f"incident {msg.incident_id}", lambda: self.recorder.on_incident(self._now(), seen))
+
+    def _on_status(self, msg: VehicleStatus):
+        seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail)
+        self._guard(f"status of {msg.vehicle_id}", lambda: self.recorder.on_status(self._now(), seen))
+
+    def _on_target(self, msg: Target):
+        if msg.state == Target.STATE_NONE:
+            return
+        self._guard(f"target of {msg.vehicle_id}", lambda: self.recorder.on_target(
+            self._now(), msg.vehicle_id, msg.mission_id, msg.incident_id, int(msg.track.track_id), msg.selected_by,
+            msg.reason))
+
+    def on_shutdown(self):
+        self.log.close()
+
+
+def main(args=None):
+    sys.exit(run(AuditNode, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""What the audit node writes: entries from what the graph publishes, one per decision.
+
+Plain Python: the node hands over plain values from its messages. Each method is
+idempotent for a message seen twice (latched topics repeat their last value), so the
+record has one entry per decision, not per message.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from dfr_audit.audit_log import AuditLog, EntryKind
+from dfr_common.mission import Outcome, Phase
+
+# The bridge's VehicleStatus.detail when a mission ends: "mission <id> ended: <outcome>: <reason>".
+_ENDED = re.compile(r"^mission (?P<mission>\S+) ended: (?P<outcome>[a-z_]+): ?(?P<reason>.*)$", re.S)
+_OUTCOMES = {o.name.lower() for o in Outcome}
+
+
+@dataclass(frozen=True)
+class CallSeen:
+    cad_ref: str
+    grade: str
+    category: str
+    call_time_s: float
+
+
+@dataclass(frozen=True)
+class IncidentSeen:
+    incident_id: str
+    revision: int
+    open: bool
+    grade: str
+    category: str
+    drone_eligible: bool
+    policy_reason: str
+    calls: tuple[CallSeen, ...]
+    close_reason: str = ""
+
+
+@dataclass(frozen=True)
+class StatusSeen:
+    vehicle_id: str
+    mission_id: str
+    incident_id: str
+    phase: int                      # dfr_common.mission.Phase value
+    detail: str
+
+
+@dataclass
+class _Vehicle:
+    mission_id: str = ""
+    incident_id: str = ""
+    phase: int = Phase.IDLE.value
+    reached_scene: bool = False
+    launched: bool = False
+    ended: set[str] = field(default_factory=set)
+
+
+class AuditRecorder:
+    def __init__(self, log: AuditLog):
+        self.log = log
+        self._calls: dict[str, set[str]] = {}          # incident -> cad refs recorded
+        self._open: dict[str, bool] = {}               # incident -> open, as last recorded
+        self._eligible: dict[str, bool] = {}
+        self._vehicles: dict[str, _Vehicle] = {}
+        self._targets: dict[tuple[str, str], tuple[int, str]] = {}   # (vehicle, mission) -> (track, chosen by)
+
+    # ---------------------------------------------------------------- incidents
+    def on_incident(self, now_s: float, incident: IncidentSeen) -> None:
+        iid = incident.incident_id
+        known = self._calls.setdefault(iid, set())
+        for call in incident.calls:
+            if call.cad_ref not in known:
+                known.add(call.cad_ref)
+                self.log.append(EntryKind.CALL_RECEIVED, ros_time_s=now_s, incident_id=iid, detail={
+                    "cad_ref": call.cad_ref, "grade": call.grade, "category": call.category,
+                    "call_time_s": float(call.call_time_s)})
+        if iid not in self._open:
+            self.log.append(EntryKind.INCIDENT_OPENED, ros_time_s=now_s, incident_id=iid,
+                            detail={"grade": incident.grade, "category": incident.category})
+            self._open[iid] = True
+        if self._eligible.get(iid) != incident.drone_eligible:
+            self._eligible[iid] = incident.drone_eligible
+            self.log.append(EntryKind.POLICY_DECISION, ros_time_s=now_s, incident_id=iid, detail={
+                "accepted": bool(incident.drone_eligible), "reason": incident.policy_reason or "(no reason given)",
+                "grade": incident.grade, "category": incident.category})
+        if not incident.open and self._open.get(iid):
+            self._open[iid] = False
+            self.log.append(EntryKind.INCIDENT_CLOSED, ros_time_s=now_s, incident_id=iid,
+                            detail={"reason": incident.close_reason or "closed by intake"})
+
+    # ----------------------------------------------------------------- vehicles
+    def on_status(self, now_s: float, status: StatusSeen) -> None:
+        v = self._vehicles.setdefault(status.vehicle_id, _Vehicle())
+        if status.mission_id and status.mission_id != v.mission_id:
+            v.mission_id, v.incident_id = status.mission_id, status.incident_id
+            v.reached_scene, v.launched = False, False
+            v.phase = Phase.IDLE.value
+        if status.mission_id and status.phase != v.phase:
+            phase = Phase(status.phase)
+            if phase == Phase.TAKEOFF and not v.launched:
+                v.launched = True
+                eligible = self._eligible.get(status.incident_id)
+                is_open = self._open.get(status.incident_id)
+                authorization = (f"incident {status.incident_id} open and eligible" if eligible and is_open else
+                                 f"incident {status.incident_id} not known open and eligible to the record")
+                self.log.append(EntryKind.LAUNCH, ros_time_s=now_s, incident_id=status.incident_id,
+                                vehicle_id=status.vehicle_id, mission_id=status.mission_id,
+                                detail={"flight_kind": "incident", "authorization": authorization})
+            if phase in (Phase.ON_SCENE, Phase.FOLLOW):
+                v.reached_scene = True
+            if phase != Phase.IDLE:
+                self.log.append(EntryKind.PHASE_CHANGE, ros_time_s=now_s, incident_id=status.incident_id,
+                                vehicle_id=status.vehicle_id, mission_id=status.mission_id,
+                                detail={"phase": phase.name.lower()})
+            v.phase = status.phase
+        ended = _ENDED.match(status.detail or "")
+        if ended and ended["mission"] not in v.ended and ended["mission"] == v.mission_id:
+            v.ended.add(ended["mission"])
+            outcome = ended["outcome"] if ended["outcome"] in _OUTCOMES else "failed"
+            kind = EntryKind.PILOT_TAKEOVER if outcome == "pilot_takeover" else None
+            if kind is not None:
+                self.log.append(kind, ros_time_s=now_s, vehicle_id=status.vehicle_id, mission_id=v.mission_id,
+                                incident_id=v.incident_id, detail={"reason": ended["reason"] or outcome})
+            if outcome == "autopilot_failsafe":
+                self.log.append(EntryKind.FAILSAFE, ros_time_s=now_s, vehicle_id=status.vehicle_id,
+                                mission_id=v.mission_id, incident_id=v.incident_id,
+                                detail={"reason": ended["reason"] or outcome})
+            self.log.append(EntryKind.MISSION_RESULT, ros_time_s=now_s, vehicle_id=status.vehicle_id,
+                            mission_id=v.mission_id, incident_id=v.incident_id,
+                            detail={"outcome": outcome, "reason": ended["reason"], "reached_scene": v.reached_scene})
+
+    # ------------------------------------------------------------------ targets
+    def on_target(self, now_s: float, vehicle_id: str, mission_id: str, incident_id: str, track_id: int,
+                  selected_by: str, reason: str) -> None:
+        if not (mission_id and incident_id and track_id and selected_by):
+            return
+        key = (vehicle_id, mission_id)
+        if self._targets.get(key) == (track_id, selected_by):
+            return
+        self._targets[key] = (track_id, selected_by)
+        self.log.append(EntryKind.TARGET_SELECTED, ros_time_s=now_s, incident_id=incident_id,
+                        vehicle_id=vehicle_id, mission_id=mission_id, actor=selected_by,
+                        detail={"target_id": str(track_id), "reason": reason or selected_by})

@@ -1,0 +1,78 @@
+"""The audit recorder: one entry per decision from what the graph publishes, repeats ignored."""
+from __future__ import annotations
+
+from dfr_audit.audit_log import AuditLog, EntryKind
+from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, StatusSeen
+from dfr_audit.transparency_report import weekly_statistics
+from dfr_audit.verify import verify
+from dfr_common.mission import Phase
+
+
+def incident(revision=1, open_=True, calls=("CAD-1",), eligible=True):
+    return IncidentSeen("INC-1", revision, open_, "I", "dangerous_driving", eligible,
+                        "grade I dangerous_driving: eligible for a drone",
+                        tuple(CallSeen(ref, "I", "dangerous_driving", 10.0 + k) for k, ref in enumerate(calls)),
+                        "" if open_ else "suspect detained")
+
+
+def status(phase, mission="M1", detail=""):
+    return StatusSeen("uav1", mission, "INC-1" if mission else "", phase.value, detail)
+
+
+def test_a_mission_is_recorded_once_from_call_to_result_and_verifies(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path)
+    rec = AuditRecorder(log)
+    rec.on_incident(10.0, incident())
+    rec.on_incident(10.5, incident())                                   # the latched repeat: nothing new
+    rec.on_incident(40.0, incident(revision=2, calls=("CAD-1", "CAD-2")))
+    for t, phase in enumerate((Phase.PREFLIGHT, Phase.TAKEOFF, Phase.TRANSIT, Phase.ON_SCENE, Phase.FOLLOW,
+                               Phase.RETURN, Phase.LAND)):
+        rec.on_status(20.0 + t, status(phase))
+        rec.on_status(20.2 + t, status(phase))                          # twice a second: one entry
+    rec.on_target(24.0, "uav1", "M1", "INC-1", 7, "incident", "the fastest two-wheeler")
+    rec.on_target(24.2, "uav1", "M1", "INC-1", 7, "incident", "the fastest two-wheeler")
+    rec.on_status(30.0, status(Phase.IDLE, mission="", detail="mission M1 ended: completed: landed on its dock"))
+    rec.on_status(30.5, status(Phase.IDLE, mission="", detail="mission M1 ended: completed: landed on its dock"))
+    rec.on_incident(60.0, incident(revision=3, open_=False, calls=("CAD-1", "CAD-2")))
+    kinds = [e.kind for e in log.entries()]
+    assert kinds == [EntryKind.CALL_RECEIVED, EntryKind.INCIDENT_OPENED, EntryKind.POLICY_DECISION,
+                     EntryKind.CALL_RECEIVED,
+                     EntryKind.PHASE_CHANGE, EntryKind.LAUNCH, EntryKind.PHASE_CHANGE, EntryKind.PHASE_CHANGE,
+                     EntryKind.PHASE_CHANGE, EntryKind.PHASE_CHANGE, EntryKind.PHASE_CHANGE, EntryKind.PHASE_CHANGE,
+                     EntryKind.TARGET_SELECTED, EntryKind.MISSION_RESULT, EntryKind.INCIDENT_CLOSED]
+    result = log.entries(kind=EntryKind.MISSION_RESULT)[0]
+    assert result.detail == {"outcome": "completed", "reason": "landed on its dock", "reached_scene": True}
+    launch = log.entries(kind=EntryKind.LAUNCH)[0]
+    assert launch.detail["authorization"] == "incident INC-1 open and eligible"
+    log.close()
+    assert verify(path).ok
+    stats = weekly_statistics(path)
+    assert stats["flights"]["total"] == 1 and stats["flights"]["outside_incident"] == 0
+    assert stats["flights"]["unfinished"] == 0
+
+
+def test_a_launch_for_an_incident_the_record_does_not_hold_open_is_marked(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_status(1.0, status(Phase.PREFLIGHT))
+    rec.on_status(2.0, status(Phase.TAKEOFF))
+    launch = log.entries(kind=EntryKind.LAUNCH)[0]
+    assert "not known open and eligible" in launch.detail["authorization"]
+    log.close()
+    assert weekly_statistics(tmp_path / "audit.sqlite")["flights"]["outside_incident"] == 1
+
+
+def test_a_pilot_takeover_and_a_failsafe_are_recorded_with_their_reason(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_status(1.0, status(Phase.TRANSIT))
+    rec.on_status(2.0, status(Phase.IDLE, mission="", detail="mission M1 ended: pilot_takeover: the autopilot "
+                                                             "switched to POSCTL"))
+    rec.on_status(3.0, status(Phase.TRANSIT, mission="M2"))
+    rec.on_status(4.0, StatusSeen("uav1", "", "", Phase.IDLE.value,
+                                  "mission M2 ended: autopilot_failsafe: battery failsafe"))
+    kinds = [e.kind for e in log.entries()]
+    assert EntryKind.PILOT_TAKEOVER in kinds and EntryKind.FAILSAFE in kinds
+    outcomes = [e.detail["outcome"] for e in log.entries(kind=EntryKind.MISSION_RESULT)]
+    assert outcomes == ["pilot_takeover", "autopilot_failsafe"]
