@@ -52,7 +52,8 @@ class Flight:
         return ExecuteMission.Goal(incident=incident, plan=plan)
 
     def start(self, goal_msg):
-        assert self.action.wait_for_server(timeout_sec=10)
+        # Spin while waiting: discovery under load can take longer than a blocking 10 s wait allows.
+        self.graph.spin_until(self.action.server_is_ready, 60, "the bridge's action server")
         future = self.action.send_goal_async(goal_msg, feedback_callback=lambda f: self.feedback.append(f.feedback))
         self.graph.spin_until(future.done, 10, "the goal response")
         self.handle = future.result()

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from dfr_common.geodesy import LocalFrame, ground_distance_m
-from dfr_common.mission import Outcome
+from dfr_common.mission import Outcome, Phase
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -116,14 +116,17 @@ def test_a_drone_flying_home_is_sent_straight_on_to_a_new_call(graph_factory):
     assert first_call.accepted, first_call.errors
     first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
     bridge = graph.bridges[first.vehicle_id]
+    # On its way home as dispatch sees it, from the vehicle's status (not only in the bridge).
     graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "RETURN"
-                     and bridge.sequencer._step == "fly", 90, "the drone on its way home")
+                     and bridge.sequencer._step == "fly" and first.vehicle_id in graph.dispatch.statuses
+                     and graph.dispatch.statuses[first.vehicle_id].phase.value == Phase.RETURN.value, 90,
+                     "the drone on its way home")
     # A second call right by the first scene, a different event (another category group).
     second_call = graph.report_call(cad_ref="CAD-RETASK-2", grade="I", category="assault",
                                     latitude=INCIDENT["latitude"] + 0.002, longitude=INCIDENT["longitude"],
                                     location_uncertainty_m=30.0)
     assert second_call.accepted and second_call.incident_id != first_call.incident_id
-    graph.spin_until(lambda: bridge.sequencer.spec.incident_id == second_call.incident_id, 20,
+    graph.spin_until(lambda: bridge.sequencer.spec.incident_id == second_call.incident_id, 60,
                      "the drone retasked to the second call")
     graph.spin_until(lambda: bridge.sequencer.on_scene_since_s is not None, 90, "the second scene reached")
     assert first.model.armed and not first.model.landed            # it never came down in between
