@@ -114,3 +114,11 @@ def test_a_mission_runs_with_feedback_refuses_a_second_goal_and_can_be_canceled(
     assert not result.result().result.reached_scene
     model = graph.vehicle("uav1").model
     assert model.landed and not model.armed and math.hypot(*model.position[:2]) < 2.0
+    # The same bridge flies the next mission to the end: a second outcome, logged at another severity.
+    graph.spin_until(lambda: graph.status["uav1"].available, 30, "the vehicle available again")
+    again = send(graph, goal(graph, incident_id="INC-3", east=150.0, on_scene_s=1.0))
+    assert again.accepted
+    result = again.get_result_async()
+    graph.spin_until(result.done, 120, "the second mission to end")
+    assert result.result().status == GoalStatus.STATUS_SUCCEEDED
+    assert result.result().result.outcome == ExecuteMission.Result.OUTCOME_COMPLETED

@@ -56,3 +56,19 @@ def test_the_drone_finds_the_e_bike_in_its_video_and_follows_it(graph_factory):
                      "the bridge to fly the follow setpoints")
     assert any(s.mission_id == bridge.sequencer.spec.mission_id for s in setpoints)
     assert all(math.isfinite(s.latitude) and s.altitude_rel_m <= 120.0 for s in setpoints)
+
+
+def test_the_operators_target_choice_is_checked_and_answered(graph_factory):
+    from dfr_interfaces.srv import SelectTarget
+    graph = graph_factory(fleet_file=FIXTURES / "fleet_two_bases.yaml", with_perception=True,
+                          sim_overrides={"world_file": str(WORLD), "scenario_file": str(SCENARIO)},
+                          camera_overrides={"vehicles": ["uav1"]})
+    client = graph.client_node.create_client(SelectTarget, "/dfr/perception/select_target")
+    answer = graph.call(client, SelectTarget.Request(vehicle_id="uav9", track_id=3, requested_by="pilot 1"))
+    assert not answer.success and "no drone 'uav9'" in answer.message and "uav1" in answer.message
+    answer = graph.call(client, SelectTarget.Request(vehicle_id="uav1", track_id=3, requested_by=" "))
+    assert not answer.success and "requested_by is empty" in answer.message
+    answer = graph.call(client, SelectTarget.Request(vehicle_id="uav1", track_id=3, requested_by="pilot 1"))
+    assert not answer.success and "no track 3 in view; tracks now: none" in answer.message
+    answer = graph.call(client, SelectTarget.Request(vehicle_id="uav1", track_id=0, requested_by="pilot 1"))
+    assert answer.success and "cleared by pilot 1" in answer.message

@@ -37,7 +37,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from dfr_common.durable_sqlite import DurableSqliteFile, write_transaction
+from dfr_common.durable_sqlite import DurableSqliteFile, publish_file, write_transaction
 from dfr_common.mission import Outcome, Phase
 
 SCHEMA_VERSION = 1
@@ -540,14 +540,7 @@ class AuditLog(DurableSqliteFile):
                 conn.execute("COMMIT")
             finally:
                 conn.close()
-            with open(building, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(building, self.path)
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            publish_file(building, self.path)
         except (sqlite3.Error, OSError) as err:
             raise self._error("could not be created", err) from err
 

@@ -343,14 +343,15 @@ class BridgeNode(Node):
         ended = f"mission {spec.mission_id} ended: {seq.outcome.name.lower()}: {seq.reason}"
         if self.sequencer is seq:
             self._detail = ended
-        log = self.get_logger().info if seq.outcome in (Outcome.COMPLETED, Outcome.RETASKED) else \
-            self.get_logger().warning
-        log(ended)
         if seq.outcome in (Outcome.COMPLETED, Outcome.RETASKED):
+            # (rclpy refuses one call site logging at two severities: one call per severity)
+            self.get_logger().info(ended)
             goal_handle.succeed()
         elif seq.outcome == Outcome.CANCELED and goal_handle.is_cancel_requested:
+            self.get_logger().warning(ended)
             goal_handle.canceled()
         else:
+            self.get_logger().warning(ended)
             goal_handle.abort()
         if self.goal_handle is goal_handle:
             self.goal_handle = None

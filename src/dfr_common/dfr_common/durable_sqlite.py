@@ -6,8 +6,10 @@ nothing more until it has read the file back.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -68,3 +70,16 @@ class DurableSqliteFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def publish_file(building: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put a fully written file in place: synced, renamed over `path` in one step, the directory synced,
+    so that a crash leaves either no file or the whole one."""
+    with open(building, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(building, path)
+    directory = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

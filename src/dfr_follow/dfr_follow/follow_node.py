@@ -12,27 +12,25 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
 from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import Vector3
-from mavros_msgs.msg import HomePosition
 from rclpy.node import Node
-from sensor_msgs.msg import NavSatFix
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
-from std_msgs.msg import Float64
 
 from dfr_common.areas import load_areas
 from dfr_common.fleet import load_fleet
-from dfr_common.geodesy import GeoPoint, LocalFrame
+from dfr_common.geodesy import LocalFrame
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
+from dfr_common.ros.vehicle_pose import VehiclePose
 from dfr_dispatch.airspace import load_restrictions
 from dfr_follow.follow_controller import FollowConfig, FollowController, FollowState, TargetObservation
 from dfr_interfaces.msg import FollowSetpoint, Target, VehicleStatus
@@ -43,22 +41,12 @@ _ON_SCENE = (Phase.ON_SCENE.value, Phase.FOLLOW.value)
 @dataclass
 class _Drone:
     vehicle_id: str
-    frame: LocalFrame | None = None
-    latitude: float = math.nan
-    longitude: float = math.nan
-    height_m: float = math.nan
-    heading_enu: float = math.nan
+    pose: VehiclePose = field(default_factory=VehiclePose)
     status: VehicleStatus | None = None
     controller: FollowController | None = None
     mission_id: str = ""
     tracking: bool = False
     last_command_state: str = ""
-
-    def position(self):
-        if self.frame is None or not (math.isfinite(self.latitude) and math.isfinite(self.longitude)):
-            return None
-        east, north, _ = self.frame.to_enu(self.latitude, self.longitude)
-        return float(east), float(north), float(self.height_m)
 
 
 class FollowNode(Node):
@@ -107,16 +95,9 @@ class FollowNode(Node):
         for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
             drone = self.drones[vehicle_id] = _Drone(vehicle_id)
             ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
+            drone.pose.subscribe(self, mavros)
             sub = self.create_subscription
             sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
-            sub(HomePosition, f"{mavros}/home_position/home", lambda m, d=drone: self._on_home(d, m),
-                qos.LATCHED_STATE)
-            sub(NavSatFix, f"{mavros}/global_position/global", lambda m, d=drone: self._on_fix(d, m),
-                qos.SENSOR_DATA)
-            sub(Float64, f"{mavros}/global_position/rel_alt", lambda m, d=drone: setattr(d, "height_m", m.data),
-                qos.SENSOR_DATA)
-            sub(Float64, f"{mavros}/global_position/compass_hdg",
-                lambda m, d=drone: setattr(d, "heading_enu", math.radians(90.0 - m.data)), qos.SENSOR_DATA)
             sub(Target, f"{ns}/perception/target", lambda m, d=drone: self._on_target(d, m), qos.RELIABLE)
             self.setpoint_pubs[vehicle_id] = self.create_publisher(FollowSetpoint, f"{ns}/follow/setpoint",
                                                                    qos.SENSOR_DATA)
@@ -127,22 +108,14 @@ class FollowNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ----------------------------------------------------------------- inputs
-    def _on_home(self, drone: _Drone, msg: HomePosition):
-        geo = msg.geo
-        if all(math.isfinite(v) for v in (geo.latitude, geo.longitude, geo.altitude)):
-            drone.frame = LocalFrame(GeoPoint(geo.latitude, geo.longitude, geo.altitude))
-
-    def _on_fix(self, drone: _Drone, msg: NavSatFix):
-        drone.latitude, drone.longitude = msg.latitude, msg.longitude
-
     def _on_status(self, drone: _Drone, msg: VehicleStatus):
         drone.status = msg
         on_scene = msg.phase.value in _ON_SCENE and bool(msg.mission_id)
         if not on_scene or msg.mission_id != drone.mission_id:
             drone.controller, drone.mission_id, drone.tracking = None, "", False
-        if on_scene and drone.controller is None and drone.frame is not None:
-            drone.controller = FollowController(self.config, self._local(drone.frame, self.permitted),
-                                                [(n, self._local(drone.frame, g)) for n, g in self.no_fly])
+        if on_scene and drone.controller is None and drone.pose.frame is not None:
+            drone.controller = FollowController(self.config, self._local(drone.pose.frame, self.permitted),
+                                                [(n, self._local(drone.pose.frame, g)) for n, g in self.no_fly])
             drone.mission_id = msg.mission_id
 
     @staticmethod
@@ -158,13 +131,13 @@ class FollowNode(Node):
         return local if not isinstance(local, Polygon) or local.is_valid else local.buffer(0)
 
     def _on_target(self, drone: _Drone, msg: Target):
-        if drone.controller is None or msg.mission_id != drone.mission_id or drone.frame is None:
+        if drone.controller is None or msg.mission_id != drone.mission_id or drone.pose.frame is None:
             return
         observation = None
         if msg.state == Target.STATE_TRACKING:
             p, v = msg.track.position, msg.track.velocity
             if math.isfinite(p.latitude) and math.isfinite(p.longitude):
-                east, north, _ = drone.frame.to_enu(p.latitude, p.longitude)
+                east, north, _ = drone.pose.frame.to_enu(p.latitude, p.longitude)
                 velocity = (v.x, v.y) if math.isfinite(v.x) and math.isfinite(v.y) else (0.0, 0.0)
                 observation = TargetObservation(to_seconds(msg.header.stamp), (float(east), float(north)),
                                                 velocity, str(msg.track.track_id))
@@ -178,10 +151,10 @@ class FollowNode(Node):
 
     # ---------------------------------------------------------------- output
     def _command(self, drone: _Drone, observation):
-        where = drone.position()
+        where = drone.pose.position()
         if where is None or not math.isfinite(where[2]):
             return
-        heading = drone.heading_enu if math.isfinite(drone.heading_enu) else 0.0
+        heading = drone.pose.heading_enu if math.isfinite(drone.pose.heading_enu) else 0.0
         try:
             command = drone.controller.update(self._now(), where, heading, observation)
         except ValueError as err:
@@ -194,8 +167,8 @@ class FollowNode(Node):
             self.get_logger().info(f"{drone.vehicle_id}: follow {command.state.value}: {command.reason}")
         if command.state in (FollowState.ACQUIRING, FollowState.RELEASED):
             return
-        lat, lon, _ = drone.frame.to_geodetic(float(command.setpoint_enu[0]), float(command.setpoint_enu[1]), 0.0)
-        look_lat, look_lon, _ = drone.frame.to_geodetic(float(command.look_at_xy[0]), float(command.look_at_xy[1]),
+        lat, lon, _ = drone.pose.frame.to_geodetic(float(command.setpoint_enu[0]), float(command.setpoint_enu[1]), 0.0)
+        look_lat, look_lon, _ = drone.pose.frame.to_geodetic(float(command.look_at_xy[0]), float(command.look_at_xy[1]),
                                                         0.0)
         msg = FollowSetpoint(mission_id=drone.mission_id, track_id=command.track_id or "",
                              latitude=float(lat), longitude=float(lon), altitude_rel_m=float(command.setpoint_enu[2]),

@@ -31,7 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_type_hints
 
-from dfr_common.durable_sqlite import DurableSqliteFile, write_transaction
+from dfr_common.durable_sqlite import DurableSqliteFile, publish_file, write_transaction
 from dfr_intake.calls import Call
 from dfr_intake.incident_book import IncidentBook, IncidentRecord, MergeRules
 
@@ -150,14 +150,7 @@ class Journal(DurableSqliteFile):
                                    f"COMMIT;")
             finally:
                 conn.close()
-            with open(building, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(building, self.path)
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            publish_file(building, self.path)
         except sqlite3.Error as err:
             raise self._error("could not be created", err) from err
         except OSError as err:

@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import Quaternion, Vector3
-from mavros_msgs.msg import HomePosition
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, NavSatFix
-from std_msgs.msg import Float64
+from sensor_msgs.msg import CameraInfo, Image
 
 from dfr_common.fleet import load_fleet
-from dfr_common.geodesy import GeoPoint, LocalFrame
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import from_seconds, to_seconds
+from dfr_common.ros.vehicle_pose import VehiclePose
 from dfr_interfaces.msg import Incident, Target, Track, TrackArray, VehicleStatus
 from dfr_interfaces.srv import SelectTarget
 from dfr_perception.dnn_detector import DnnDetectorConfig, make_detector
@@ -59,10 +56,7 @@ class _Drone:
     vehicle_id: str
     pipeline: PerceptionPipeline
     keeper: TargetKeeper
-    frame: LocalFrame | None = None
-    fixes: deque = field(default_factory=lambda: deque(maxlen=50))   # (stamp, east, north)
-    height_m: float = math.nan
-    heading_enu: float = math.nan
+    pose: VehiclePose = field(default_factory=VehiclePose)
     gimbal_deg: tuple[float, float, float] = (math.nan, math.nan, math.nan)   # roll, pitch, yaw (MOUNT)
     k: np.ndarray | None = None
     status: VehicleStatus | None = None
@@ -70,15 +64,6 @@ class _Drone:
     last_processed_s: float = -math.inf
     tracks: list[GroundTrack] = field(default_factory=list)
     frames: int = 0
-
-    def position_at(self, stamp_s: float) -> tuple[float, float] | None:
-        """East, north at the image's time, between the fixes around it (5 Hz from PX4)."""
-        if not self.fixes:
-            return None
-        times = [f[0] for f in self.fixes]
-        east = float(np.interp(stamp_s, times, [f[1] for f in self.fixes]))
-        north = float(np.interp(stamp_s, times, [f[2] for f in self.fixes]))
-        return east, north
 
 
 class PerceptionNode(Node):
@@ -126,16 +111,9 @@ class PerceptionNode(Node):
             tracking = TrackerConfig(high_score=p.tracker_high_score, new_track_score=p.tracker_new_track_score)
             drone = self.drones[vehicle_id] = _Drone(vehicle_id, PerceptionPipeline(detector, tracking), TargetKeeper())
             ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
+            drone.pose.subscribe(self, mavros)
             sub = self.create_subscription
             sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
-            sub(HomePosition, f"{mavros}/home_position/home", lambda m, d=drone: self._on_home(d, m),
-                qos.LATCHED_STATE)
-            sub(NavSatFix, f"{mavros}/global_position/global", lambda m, d=drone: self._on_fix(d, m),
-                qos.SENSOR_DATA)
-            sub(Float64, f"{mavros}/global_position/rel_alt", lambda m, d=drone: setattr(d, "height_m", m.data),
-                qos.SENSOR_DATA)
-            sub(Float64, f"{mavros}/global_position/compass_hdg",
-                lambda m, d=drone: setattr(d, "heading_enu", math.radians(90.0 - m.data)), qos.SENSOR_DATA)
             sub(Quaternion, f"{mavros}/mount_control/orientation", lambda m, d=drone: self._on_gimbal(d, m),
                 qos.RELIABLE)
             sub(CameraInfo, f"{ns}/camera/camera_info", lambda m, d=drone: self._on_camera_info(d, m),
@@ -154,17 +132,6 @@ class PerceptionNode(Node):
         known = self.incidents.get(msg.incident_id)
         if known is None or msg.revision >= known.revision:
             self.incidents[msg.incident_id] = msg
-
-    def _on_home(self, drone: _Drone, msg: HomePosition):
-        geo = msg.geo
-        if all(math.isfinite(v) for v in (geo.latitude, geo.longitude, geo.altitude)):
-            drone.frame = LocalFrame(GeoPoint(geo.latitude, geo.longitude, geo.altitude))
-
-    def _on_fix(self, drone: _Drone, msg: NavSatFix):
-        if drone.frame is None or not (math.isfinite(msg.latitude) and math.isfinite(msg.longitude)):
-            return
-        east, north, _ = drone.frame.to_enu(msg.latitude, msg.longitude)
-        drone.fixes.append((to_seconds(msg.header.stamp), float(east), float(north)))
 
     def _on_gimbal(self, drone: _Drone, msg: Quaternion):
         roll, pitch, yaw = euler_of_quaternion(msg)
@@ -205,8 +172,8 @@ class PerceptionNode(Node):
             call = incident.calls[-1] if incident.calls else None
             criteria = TargetCriteria.from_incident(incident.category, call.description if call else "",
                                                     call.suspect_description if call else "")
-            if drone.frame is not None:
-                east, north, _ = drone.frame.to_enu(incident.location.latitude, incident.location.longitude)
+            if drone.pose.frame is not None:
+                east, north, _ = drone.pose.frame.to_enu(incident.location.latitude, incident.location.longitude)
                 xy = (float(east), float(north))
         drone.keeper.set_incident(criteria, xy)
 
@@ -215,28 +182,28 @@ class PerceptionNode(Node):
         status = drone.status
         for other in self.drones.values():
             last = other.keeper.last
-            if other is drone or last is None or other.status is None or other.frame is None \
-                    or drone.frame is None or status is None or other.status.incident_id != status.incident_id:
+            if other is drone or last is None or other.status is None or other.pose.frame is None \
+                    or drone.pose.frame is None or status is None or other.status.incident_id != status.incident_id:
                 continue
-            lat, lon, _ = other.frame.to_geodetic(float(last.position_xy[0]), float(last.position_xy[1]), 0.0)
-            east, north, _ = drone.frame.to_enu(lat, lon)
+            lat, lon, _ = other.pose.frame.to_geodetic(float(last.position_xy[0]), float(last.position_xy[1]), 0.0)
+            east, north, _ = drone.pose.frame.to_enu(lat, lon)
             drone.keeper.handover((float(east), float(north)), last.velocity_xy, other.keeper.last_seen_s,
                                   other.vehicle_id)
             return
 
     # ------------------------------------------------------------------ images
     def _pose(self, drone: _Drone, stamp_s: float) -> CameraPose | None:
-        where = drone.position_at(stamp_s)
+        where = drone.pose.position_at(stamp_s)
         if where is None:
             return None
         roll, pitch, yaw = drone.gimbal_deg
-        return CameraPose((where[0], where[1], drone.height_m), drone.heading_enu, pitch, yaw, roll)
+        return CameraPose((where[0], where[1], drone.pose.height_m), drone.pose.heading_enu, pitch, yaw, roll)
 
     def _on_image(self, drone: _Drone, msg: Image):
         stamp_s = to_seconds(msg.header.stamp)
         if stamp_s - drone.last_processed_s < 1.0 / self.params.max_rate_hz:
             return
-        if drone.k is None or drone.frame is None:
+        if drone.k is None or drone.pose.frame is None:
             return
         if msg.encoding not in ("rgb8", "bgr8", "mono8") or msg.height * msg.step != len(msg.data):
             self.get_logger().warning(f"{drone.vehicle_id}: image {msg.width}x{msg.height} '{msg.encoding}' "
@@ -265,7 +232,7 @@ class PerceptionNode(Node):
                     x_min=track.box[0], y_min=track.box[1], x_max=track.box[2], y_max=track.box[3],
                     position_uncertainty_m=float(track.uncertainty_m), ground_size_m=float(track.ground_size_m))
         if track.placed:
-            lat, lon, _ = drone.frame.to_geodetic(float(track.position_xy[0]), float(track.position_xy[1]), 0.0)
+            lat, lon, _ = drone.pose.frame.to_geodetic(float(track.position_xy[0]), float(track.position_xy[1]), 0.0)
             msg.position = GeoPointMsg(latitude=float(lat), longitude=float(lon), altitude=math.nan)
         else:
             msg.position = GeoPointMsg(latitude=math.nan, longitude=math.nan, altitude=math.nan)
@@ -321,8 +288,10 @@ class PerceptionNode(Node):
                 response.success = True
             except ValueError as err:
                 response.success, response.message = False, f"{request.vehicle_id}: {err}"
-        log = self.get_logger().info if response.success else self.get_logger().warning
-        log(f"select_target: {response.message}")
+        if response.success:
+            self.get_logger().info(f"select_target: {response.message}")
+        else:
+            self.get_logger().warning(f"select_target refused: {response.message}")
         return response
 
 

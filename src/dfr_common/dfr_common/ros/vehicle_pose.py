@@ -1,0 +1,71 @@
+"""Where a vehicle is, as its MAVROS reports it: the pose that perception and follow both need.
+
+Home (the local frame's origin), the global position (kept for a few seconds, so a camera
+image can be placed at its own time), the height above home and the compass heading.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+from mavros_msgs.msg import HomePosition
+from sensor_msgs.msg import NavSatFix
+from std_msgs.msg import Float64
+
+from dfr_common.geodesy import GeoPoint, LocalFrame
+from dfr_common.ros import qos
+from dfr_common.ros.stamps import to_seconds
+
+
+class VehiclePose:
+    def __init__(self, history: int = 50):
+        self.frame: LocalFrame | None = None          # the vehicle's home, ENU
+        self.fixes: deque = deque(maxlen=history)      # (stamp s, east, north) in that frame
+        self.latitude = math.nan
+        self.longitude = math.nan
+        self.height_m = math.nan                      # above home
+        self.heading_enu = math.nan                   # radians from east, counter-clockwise
+
+    def subscribe(self, node, mavros_namespace: str) -> None:
+        """Listen to the vehicle's MAVROS under `mavros_namespace` (e.g. /uav1/mavros)."""
+        ns = mavros_namespace
+        node.create_subscription(HomePosition, f"{ns}/home_position/home", self.on_home, qos.LATCHED_STATE)
+        node.create_subscription(NavSatFix, f"{ns}/global_position/global", self.on_fix, qos.SENSOR_DATA)
+        node.create_subscription(Float64, f"{ns}/global_position/rel_alt", self.on_rel_alt, qos.SENSOR_DATA)
+        node.create_subscription(Float64, f"{ns}/global_position/compass_hdg", self.on_heading, qos.SENSOR_DATA)
+
+    def on_home(self, msg: HomePosition) -> None:
+        geo = msg.geo
+        if all(math.isfinite(v) for v in (geo.latitude, geo.longitude, geo.altitude)):
+            self.frame = LocalFrame(GeoPoint(geo.latitude, geo.longitude, geo.altitude))
+
+    def on_fix(self, msg: NavSatFix) -> None:
+        if not (math.isfinite(msg.latitude) and math.isfinite(msg.longitude)):
+            return
+        self.latitude, self.longitude = msg.latitude, msg.longitude
+        if self.frame is not None:
+            east, north, _ = self.frame.to_enu(msg.latitude, msg.longitude)
+            self.fixes.append((to_seconds(msg.header.stamp), float(east), float(north)))
+
+    def on_rel_alt(self, msg: Float64) -> None:
+        self.height_m = msg.data
+
+    def on_heading(self, msg: Float64) -> None:
+        # compass_hdg: degrees clockwise from north; REP-103 yaw: radians counter-clockwise from east.
+        self.heading_enu = math.radians(90.0 - msg.data)
+
+    def position(self) -> tuple[float, float, float] | None:
+        """East, north and height above home now; None until home and a fix have come."""
+        if self.frame is None or not (math.isfinite(self.latitude) and math.isfinite(self.longitude)):
+            return None
+        east, north, _ = self.frame.to_enu(self.latitude, self.longitude)
+        return float(east), float(north), float(self.height_m)
+
+    def position_at(self, stamp_s: float) -> tuple[float, float] | None:
+        """East, north at a past moment, between the fixes around it (PX4 sends 5 a second)."""
+        if not self.fixes:
+            return None
+        times = [f[0] for f in self.fixes]
+        return (float(np.interp(stamp_s, times, [f[1] for f in self.fixes])),
+                float(np.interp(stamp_s, times, [f[2] for f in self.fixes])))
