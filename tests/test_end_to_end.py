@@ -194,3 +194,23 @@ def test_a_relief_is_sent_early_and_the_first_drone_stays_until_it_is_on_scene(g
     graph.spin_until(lambda: bridge.sequencer.phase.name in ("RETURN", "LAND"), 30, "the first drone recalled")
     assert bridge.sequencer._canceled and not bridge.sequencer.relief_needed
     assert relief.sequencer.spec.incident_id == answer.incident_id and not relief.sequencer.done
+
+
+def test_closing_the_incident_sends_its_drone_home_at_once(graph_factory):
+    from dfr_interfaces.srv import CloseIncident
+    graph = graph_factory(
+        fleet_file=FIXTURES / "fleet_two_bases.yaml",
+        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0, "cruise_altitude_m": 40.0})
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    answer = graph.report_call(cad_ref="CAD-CLOSE", grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    assert answer.accepted, answer.errors
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None, 90,
+                     "the drone on scene, to stay until told otherwise")
+    close = graph.client_node.create_client(CloseIncident, "/dfr/close_incident")
+    assert graph.call(close, CloseIncident.Request(incident_id=answer.incident_id, reason="suspect detained")).success
+    # No loitering: the drone leaves the scene for home as soon as dispatch hears of the close.
+    graph.spin_until(lambda: bridge.sequencer.phase.name in ("RETURN", "LAND"), 20, "the drone recalled")
+    assert bridge.sequencer._canceled

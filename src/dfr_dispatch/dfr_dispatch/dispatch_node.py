@@ -145,10 +145,14 @@ class DispatchNode(Node):
         if known is not None and known.revision >= msg.revision:
             return
         self.incidents[msg.incident_id] = msg
-        assignment = self.assignments.get(msg.incident_id)
-        if msg.state == Incident.STATE_CLOSED and assignment is not None and assignment.goal_handle is not None:
-            self.get_logger().info(f"{msg.incident_id} closed: recalling {assignment.vehicle_id}")
-            assignment.goal_handle.cancel_goal_async()
+        if msg.state != Incident.STATE_CLOSED:
+            return
+        # Every drone on it comes home: its own, one a relief is replacing, and a late one.
+        for assignment in (self.assignments.get(msg.incident_id), self.relief_pending.get(msg.incident_id),
+                           self.superseded.get(msg.incident_id)):
+            if assignment is not None and assignment.goal_handle is not None:
+                self.get_logger().info(f"{msg.incident_id} closed: recalling {assignment.vehicle_id}")
+                assignment.goal_handle.cancel_goal_async()
 
     def _on_status(self, msg: VehicleStatus):
         if msg.vehicle_id not in self.fleet.vehicles:
