@@ -15,6 +15,22 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 INCIDENT = {"latitude": 51.5412, "longitude": -0.1027}   # Upper Street, ~1.1 km from Islington
 
 
+def idle_fleet(graph_factory, **overrides):
+    """The two-base test fleet with every drone idle and known to dispatch."""
+    graph = graph_factory(fleet_file=FIXTURES / "fleet_two_bases.yaml", **overrides)
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    return graph
+
+
+def first_drone_on_scene(graph, timeout_s: float = 60.0):
+    """The drone that launched first, and its bridge, once it is on scene."""
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None,
+                     timeout_s, "the first drone on scene")
+    return first, bridge
+
+
 def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory):
     graph = graph_factory(
         fleet_file=FIXTURES / "fleet_two_bases.yaml",
@@ -67,17 +83,12 @@ def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory)
 
 def test_a_drone_leaving_on_its_reserve_is_relieved_by_another(graph_factory):
     from dfr_interfaces.srv import InjectFault
-    graph = graph_factory(
-        fleet_file=FIXTURES / "fleet_two_bases.yaml",
-        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0, "cruise_altitude_m": 40.0})
-    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0,
+                                                          "cruise_altitude_m": 40.0})
     answer = graph.report_call(cad_ref="CAD-RELIEF", grade="I", category="dangerous_driving",
                                location_uncertainty_m=30.0, description="e-bike ridden dangerously", **INCIDENT)
     assert answer.accepted, answer.errors
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = graph.bridges[first.vehicle_id]
-    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None, 60,
-                     "the first drone on scene")
+    first, bridge = first_drone_on_scene(graph)
     faults = graph.client_node.create_client(InjectFault, "/sim/inject_fault")
     assert graph.call(faults, InjectFault.Request(vehicle_id=first.vehicle_id, fault="battery_level",
                                                   value=0.22)).success
@@ -167,19 +178,13 @@ def test_a_late_drone_gets_a_replacement_and_the_first_on_scene_stays(graph_fact
 
 def test_a_relief_is_sent_early_and_the_first_drone_stays_until_it_is_on_scene(graph_factory):
     from dfr_interfaces.srv import InjectFault
-    graph = graph_factory(
-        fleet_file=FIXTURES / "fleet_two_bases.yaml",
-        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0, "cruise_altitude_m": 40.0,
-                            "relief_lead_s": 300.0},
-        bridge_overrides={"nominal_endurance_s": 2400.0})
-    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0,
+                                                          "cruise_altitude_m": 40.0, "relief_lead_s": 300.0},
+                       bridge_overrides={"nominal_endurance_s": 2400.0})
     answer = graph.report_call(cad_ref="CAD-EARLY", grade="I", category="dangerous_driving",
                                location_uncertainty_m=30.0, description="e-bike ridden dangerously", **INCIDENT)
     assert answer.accepted, answer.errors
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = graph.bridges[first.vehicle_id]
-    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None, 60,
-                     "the first drone on scene")
+    first, bridge = first_drone_on_scene(graph)
     faults = graph.client_node.create_client(InjectFault, "/sim/inject_fault")
     # Five times the drain: its flight time left falls within the relief lead long before its reserve.
     assert graph.call(faults, InjectFault.Request(vehicle_id=first.vehicle_id, fault="battery_drain",
@@ -198,17 +203,12 @@ def test_a_relief_is_sent_early_and_the_first_drone_stays_until_it_is_on_scene(g
 
 def test_closing_the_incident_sends_its_drone_home_at_once(graph_factory):
     from dfr_interfaces.srv import CloseIncident
-    graph = graph_factory(
-        fleet_file=FIXTURES / "fleet_two_bases.yaml",
-        dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0, "cruise_altitude_m": 40.0})
-    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 0.0,
+                                                          "cruise_altitude_m": 40.0})
     answer = graph.report_call(cad_ref="CAD-CLOSE", grade="I", category="assault", location_uncertainty_m=30.0,
                                **INCIDENT)
     assert answer.accepted, answer.errors
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = graph.bridges[first.vehicle_id]
-    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None, 90,
-                     "the drone on scene, to stay until told otherwise")
+    _, bridge = first_drone_on_scene(graph, timeout_s=90)          # to stay until told otherwise
     close = graph.client_node.create_client(CloseIncident, "/dfr/close_incident")
     assert graph.call(close, CloseIncident.Request(incident_id=answer.incident_id, reason="suspect detained")).success
     # No loitering: the drone leaves the scene for home as soon as dispatch hears of the close.
