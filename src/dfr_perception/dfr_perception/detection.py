@@ -79,6 +79,22 @@ def as_boxes(boxes) -> np.ndarray:
     return arr
 
 
+def checked_boxes(boxes, what: str = "boxes") -> np.ndarray:
+    """as_boxes, and every box finite with u_max >= u_min and v_max >= v_min; ValueError naming `what`."""
+    if boxes is None:
+        return np.zeros((0, 4))
+    try:
+        b = as_boxes(boxes)
+    except ValueError:
+        raise ValueError(f"{what} must be N x 4 (u_min, v_min, u_max, v_max) pixels, got shape "
+                         f"{np.shape(boxes)}") from None
+    if not np.all(np.isfinite(b)):
+        raise ValueError(f"{what} must be finite pixels")
+    if np.any(b[:, 2] < b[:, 0]) or np.any(b[:, 3] < b[:, 1]):
+        raise ValueError(f"{what} must have u_max >= u_min and v_max >= v_min")
+    return b
+
+
 def detections_to_arrays(detections: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]:
     """(N x 4 boxes, N scores) of a list of detections."""
     if not detections:

@@ -29,6 +29,7 @@ from dfr_common.camera_geometry import (
 )
 from dfr_common.documented import documented
 from dfr_common.geodesy import LocalFrame
+from dfr_perception.detection import checked_boxes
 
 
 @dataclass
@@ -60,21 +61,6 @@ class GeolocationConfig:
             raise ValueError(f"assumed_object_height_m must be > 0, got {self.assumed_object_height_m}")
 
 
-def _boxes(boxes) -> np.ndarray:
-    b = np.asarray(boxes, dtype=float)
-    if b.size == 0:
-        return np.zeros((0, 4))
-    if b.ndim == 1 and b.size == 4:
-        b = b.reshape(1, 4)
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes must be N x 4 (u_min, v_min, u_max, v_max) pixels, got shape {b.shape}")
-    if not np.all(np.isfinite(b)):
-        raise ValueError("boxes must be finite pixels")
-    if np.any(b[:, 2] < b[:, 0]) or np.any(b[:, 3] < b[:, 1]):
-        raise ValueError("boxes must have u_max >= u_min and v_max >= v_min")
-    return b
-
-
 def box_foot_pixels(k, rotation_world_from_camera, boxes) -> np.ndarray:
     """The pixel (N x 2) where each boxed object meets the ground.
 
@@ -83,7 +69,7 @@ def box_foot_pixels(k, rotation_world_from_camera, boxes) -> np.ndarray:
     that is the middle of the bottom edge; for one looking straight down it is the box's
     side nearest the image centre, and the box's centre when the object is right below.
     """
-    b = _boxes(boxes)
+    b = checked_boxes(boxes)
     m = intrinsic_matrix(k)
     r = as_rotation(rotation_world_from_camera)
     if len(b) == 0:
@@ -195,7 +181,7 @@ def ground_size_m(k, camera_position_enu, rotation_world_from_camera, boxes,
     m = intrinsic_matrix(k)
     c = as_position(camera_position_enu)
     r = as_rotation(rotation_world_from_camera)
-    b = _boxes(boxes)
+    b = checked_boxes(boxes)
     if len(b) == 0:
         return np.zeros(0)
     foot = box_foot_pixels(m, r, b)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from dfr_common.documented import documented
+from dfr_perception.detection import checked_boxes
 
 METHODS = ("blur", "pixelate")
 
@@ -63,23 +64,6 @@ def _image(image) -> np.ndarray:
     return image
 
 
-def _keep_boxes(keep_boxes) -> np.ndarray:
-    if keep_boxes is None:
-        return np.zeros((0, 4))
-    b = np.asarray(keep_boxes, dtype=float)
-    if b.size == 0:
-        return np.zeros((0, 4))
-    if b.ndim == 1 and b.size == 4:
-        b = b.reshape(1, 4)
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"keep_boxes must be N x 4 (u_min, v_min, u_max, v_max) pixels, got shape {b.shape}")
-    if not np.all(np.isfinite(b)):
-        raise ValueError("keep_boxes must be finite pixels")
-    if np.any(b[:, 2] < b[:, 0]) or np.any(b[:, 3] < b[:, 1]):
-        raise ValueError("keep_boxes must have u_max >= u_min and v_max >= v_min")
-    return b
-
-
 def obscure(image: np.ndarray, config: PrivacyConfig | None = None, kernel_px: int | None = None) -> np.ndarray:
     """The whole image blurred or pixelated (a new array)."""
     cfg = config or PrivacyConfig()
@@ -108,7 +92,7 @@ def blur_except(image: np.ndarray, keep_boxes, kernel_px: int | None = None, mar
     cfg = config or PrivacyConfig()
     margin = _check_margin(margin_px if margin_px is not None else cfg.margin_px)
     img = _image(image)
-    boxes = _keep_boxes(keep_boxes)
+    boxes = checked_boxes(keep_boxes, "keep_boxes")
     out = obscure(img, cfg, kernel_px)
     height, width = img.shape[:2]
     for u_min, v_min, u_max, v_max in boxes:
