@@ -34,7 +34,13 @@ from dfr_common.camera_geometry import gimbal_to_world_rotation, project
 from dfr_common.config_file import load_yaml
 from dfr_common.fleet import load_fleet
 from dfr_common.mount import mount_angles_to
-from dfr_follow.follow_controller import FollowConfig, FollowController, TargetObservation, target_in_view
+from dfr_follow.follow_controller import (
+    FollowConfig,
+    FollowController,
+    FollowState,
+    TargetObservation,
+    target_in_view,
+)
 from dfr_perception.detection import iou_matrix
 from dfr_perception.motion_detector import MotionDetector, MotionDetectorConfig
 from dfr_perception.pipeline import CameraPose, PerceptionPipeline, TargetKeeper
@@ -226,8 +232,14 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
                 ids = [i for i, v in truth.items() if i == bike.id]
                 correct_target.append(bool(ids) and float(iou_matrix(np.array([truth[bike.id][0]]),
                                                                      np.array([target.track.box]))[0, 0]) >= 0.1)
-        drone.step(dt, command.setpoint_enu, command.velocity_enu, command.heading_rad, command.gimbal_pitch_deg,
-                   command.gimbal_yaw_deg)
+        if command.state is FollowState.ACQUIRING:
+            # No target yet: the follow node sends nothing, and the bridge's on-scene orbit keeps the camera
+            # on the incident; here the drone holds and looks at it.
+            pitch, yaw = mount_angles_to(drone.position, drone.heading, incident_xy)
+            drone.step(dt, drone.position, np.zeros(3), math.nan, pitch, yaw)
+        else:
+            drone.step(dt, command.setpoint_enu, command.velocity_enu, command.heading_rad,
+                       command.gimbal_pitch_deg, command.gimbal_yaw_deg)
     metrics = _trackeval(gt_ids, tr_ids, similarity)
     ms = np.array(timings) * 1e3
     return {
@@ -259,11 +271,15 @@ def main(argv=None) -> int:
     parser.add_argument("--world", type=Path, default=REPO / "config" / "world" / "islington.geojson")
     parser.add_argument("--duration", type=float, default=120.0, help="sim seconds of chase")
     parser.add_argument("--gps-error", type=float, default=0.0, help="metres of position error in the pose")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the background traffic")
+    parser.add_argument("--frame-rate", type=float, default=10.0,
+                        help="images per second the pipeline sees (the graph's perception max_rate_hz)")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     result = run_chase(args.scenario, args.fleet, args.world,
-                       ChaseConfig(duration_s=args.duration, gps_error_m=args.gps_error))
+                       ChaseConfig(duration_s=args.duration, gps_error_m=args.gps_error,
+                                   frame_rate_hz=args.frame_rate, seed=args.seed))
     text = json.dumps(result, indent=2)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

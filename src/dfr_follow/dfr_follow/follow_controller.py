@@ -64,6 +64,9 @@ class FollowConfig:
                                     0.0, 10.0)
     camera_lead_s: float = documented(0.0, "the camera points where the target will be this soon (gimbal lag)",
                                       0.0, 5.0)
+    min_depression_deg: float = documented(
+        35.0, "the camera never looks flatter than this below the horizon: a far, oblique view shrinks the target "
+              "to a few pixels, mixes in roofs and skyline, and geolocates badly", 0.0, 90.0)
     slow_target_speed_m_s: float = documented(
         1.0, "below this the drone stays on its current side of the target; behind it from twice this", 0.0, 20.0)
     observation_timeout_s: float = documented(1.5, "unseen this long, the target is searched for", 0.0, 60.0)
@@ -82,9 +85,10 @@ class FollowConfig:
 
     def __post_init__(self):
         for name in ("standoff_m", "standoff_bearing_rad", "height_m", "floor_m", "ceiling_m", "max_speed_m_s",
-                     "lead_time_s", "camera_lead_s", "slow_target_speed_m_s", "observation_timeout_s",
-                     "search_time_s", "search_speed_m_s", "lost_orbit_radius_m", "lost_orbit_speed_m_s",
-                     "handover_timeout_s", "no_fly_buffer_m", "area_margin_m", "max_step_gap_s"):
+                     "lead_time_s", "camera_lead_s", "min_depression_deg", "slow_target_speed_m_s",
+                     "observation_timeout_s", "search_time_s", "search_speed_m_s", "lost_orbit_radius_m",
+                     "lost_orbit_speed_m_s", "handover_timeout_s", "no_fly_buffer_m", "area_margin_m",
+                     "max_step_gap_s"):
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value}")
@@ -437,6 +441,7 @@ class FollowController:
 
         look_at = np.asarray(look_at, dtype=float)
         pitch, yaw = mount_angles_to(drone, heading, look_at)
+        pitch = min(pitch, -cfg.min_depression_deg)
         offset = look_at - drone[:2]
         face = math.atan2(offset[1], offset[0]) if float(np.hypot(*offset)) > 1.0 else float(heading)
         if limits:

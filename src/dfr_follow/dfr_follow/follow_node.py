@@ -74,6 +74,8 @@ class FollowNode(Node):
                   0.0, 50.0),
             Param("no_fly_buffer_m", defaults.no_fly_buffer_m, "setpoints keep this far from no-fly areas",
                   0.0, 1000.0),
+            Param("min_depression_deg", defaults.min_depression_deg, "the camera never looks flatter than this "
+                  "below the horizon", 0.0, 90.0),
         ])
         if not p.fleet_file:
             raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
@@ -81,7 +83,7 @@ class FollowNode(Node):
         self.config = FollowConfig(standoff_m=p.standoff_m, height_m=p.height_m, floor_m=p.floor_m,
                                    ceiling_m=p.ceiling_m, max_speed_m_s=p.max_speed_m_s, lead_time_s=p.lead_time_s,
                                    search_time_s=p.search_time_s, search_speed_m_s=p.search_speed_m_s,
-                                   no_fly_buffer_m=p.no_fly_buffer_m)
+                                   no_fly_buffer_m=p.no_fly_buffer_m, min_depression_deg=p.min_depression_deg)
         self.permitted = None
         if p.permitted_area_file:
             self.permitted = unary_union([a.geometry for a in load_areas(p.permitted_area_file)])

@@ -413,3 +413,14 @@ def test_closed_loop_keeps_a_curving_target_in_view():
         truth_next, _ = curving(t + DT)
         seen.append(target_in_view(K, 640, 480, drone.position, drone.rotation(), truth_next))
     assert np.mean(seen) >= 0.95, np.mean(seen)
+
+
+def test_the_camera_never_looks_flatter_than_the_minimum_depression():
+    """A target 300 m away is not looked at along the rooftops: the gimbal stays at least min_depression_deg
+    below the horizon, and looks straight at a target closer than that."""
+    controller = FollowController(FollowConfig(min_depression_deg=35.0))
+    far = controller.update(0.0, (0.0, 0.0, 50.0), 0.0, TargetObservation(0.0, (300.0, 0.0), (0.0, 0.0), "1"))
+    assert far.gimbal_pitch_deg == pytest.approx(-35.0)
+    near = FollowController(FollowConfig(min_depression_deg=35.0)).update(
+        0.0, (0.0, 0.0, 50.0), 0.0, TargetObservation(0.0, (30.0, 0.0), (0.0, 0.0), "1"))
+    assert near.gimbal_pitch_deg == pytest.approx(-math.degrees(math.atan2(50.0, 30.0)), abs=0.5)

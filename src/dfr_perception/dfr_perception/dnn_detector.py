@@ -185,8 +185,9 @@ class DnnDetector:
         self.config = config or DnnDetectorConfig()
         self.net = net if net is not None else load_onnx(self.config.model_path)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Objects of the kept classes in an H x W x 3 RGB (or H x W grey) uint8 image, in its pixels."""
+    def detect(self, image: np.ndarray, camera_motion_hint: np.ndarray | None = None) -> list[Detection]:
+        """Objects of the kept classes in an H x W x 3 RGB (or H x W grey) uint8 image, in its pixels.
+        One image is enough: the camera's motion does not matter."""
         cfg = self.config
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
             raise ValueError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")

@@ -38,8 +38,10 @@ with every frame.
 
 Limits: flat-world geometry, so tall structures seen at an angle show parallax that a
 homography cannot remove; an object that stops disappears (its seeds stop); luminance
-only (a car as bright as the road under it is invisible); nothing is reported for
-`warm_up_frames` after the start or a camera motion that could not be followed; an object
+only (a car as bright as the road under it is invisible); nothing is reported for the
+longest reference lag after the start or after a camera motion that could be neither
+followed in the image nor taken from the drone's pose (detect()'s camera_motion_hint), and
+until `warm_up_frames` have passed, the seeds alone decide, every reference agreeing; an object
 slower than its own length per warm-up leaves a ghost that takes longer to clear. Plain
 OpenCV and numpy: the perception node wraps it.
 """
@@ -82,6 +84,11 @@ class MotionDetectorConfig:
     min_inlier_ratio: float = documented(0.4, "share of followed corners the homography must explain", 0.05, 1.0)
     max_scale_change: float = documented(0.25, "a homography that scales the image (or tilts it in perspective) "
                                                "by more than this fraction in one frame is refused", 0.01, 5.0)
+    max_pose_scale_change: float = documented(0.3, "a camera motion from the pose (detect()'s hint) that scales the "
+                                                   "image or tilts it in perspective by more than this fraction "
+                                                   "in one frame is a pose glitch and is ignored; larger than "
+                                                   "max_scale_change, since a gimbal slewing at an oblique view "
+                                                   "really does that", 0.01, 10.0)
     # evidence of motion
     reference_lags_frames: tuple[int, ...] = documented(
         (5, 10, 15), "how many frames back each seed reference is; the longest should be about the time an "
@@ -223,9 +230,9 @@ class MotionDetector:
         return cv2.goodFeaturesToTrack(grey, cfg.max_features, cfg.feature_quality, cfg.feature_min_distance_px,
                                        mask=mask, blockSize=cfg.feature_block_px)
 
-    def _next_features(self, grey: np.ndarray, followed: np.ndarray) -> np.ndarray | None:
+    def _next_features(self, grey: np.ndarray, followed: np.ndarray | None) -> np.ndarray | None:
         """Keep following the inlier corners while enough survive: finding corners costs more than following."""
-        if len(followed) >= self.config.feature_refresh_fraction * self.config.max_features:
+        if followed is not None and len(followed) >= self.config.feature_refresh_fraction * self.config.max_features:
             return followed.reshape(-1, 1, 2).astype(np.float32)
         return self._new_features(grey)
 
@@ -242,9 +249,10 @@ class MotionDetector:
         return []
 
     # ------------------------------------------------------------------ camera motion
-    def _camera_motion(self, previous: np.ndarray, current: np.ndarray):
+    def _camera_motion(self, previous: np.ndarray, current: np.ndarray, hint: np.ndarray | None = None):
         """Previous-to-current homography in processing pixels (or None), why, and the inlier corners
-        where they are now (worth following into the next frame)."""
+        where they are now (worth following into the next frame). A hint (processing pixels) is where
+        the corners are looked for first."""
         cfg = self.config
         points = self._features
         if points is None or len(points) < cfg.min_tracked_features:
@@ -252,8 +260,14 @@ class MotionDetector:
             return None, (f"only {found} corners found in the previous frame (need {cfg.min_tracked_features}): "
                           f"too little texture"), None
         window = (cfg.flow_window_px, cfg.flow_window_px)
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None, winSize=window,
-                                                    maxLevel=cfg.flow_pyramid_levels)
+        if hint is not None:
+            guess = cv2.perspectiveTransform(points.astype(np.float32), hint).astype(np.float32)
+            moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, guess, winSize=window,
+                                                        maxLevel=cfg.flow_pyramid_levels,
+                                                        flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+        else:
+            moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None, winSize=window,
+                                                        maxLevel=cfg.flow_pyramid_levels)
         ok = status.reshape(-1) == 1
         tracked = int(ok.sum())
         if tracked < cfg.min_tracked_features:
@@ -281,8 +295,15 @@ class MotionDetector:
         return hom, f"{tracked}/{len(points)} corners followed, {ratio:.0%} inliers", kept[inside]
 
     # ------------------------------------------------------------------ detection
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Moving objects in this frame (boxes in its full-resolution pixels); [] while warming up."""
+    def detect(self, image: np.ndarray, camera_motion_hint: np.ndarray | None = None) -> list[Detection]:
+        """Moving objects in this frame (boxes in its full-resolution pixels); [] while warming up.
+
+        camera_motion_hint: the previous-to-current homography of the ground in full-resolution
+        pixels, as the drone's pose and gimbal say (the pipeline's ground_motion_homography).
+        It steers the corner following, and stands in for the image's own estimate in a frame
+        where that fails (a fast gimbal slew, buildings crowding out the ground), so that one
+        bad frame does not cost a whole warm-up.
+        """
         cfg = self.config
         grey, scale = self._prepare(image)
         shape = image.shape[:2]
@@ -295,7 +316,10 @@ class MotionDetector:
             return self._restart(grey, f"image size changed from {old[1]} x {old[0]} to {shape[1]} x {shape[0]}; "
                                        f"history reset")
 
-        hom, why, followed = self._camera_motion(self._history[-1].image, grey)
+        hint = _plausible_hint(camera_motion_hint, scale, grey.shape, cfg.max_pose_scale_change)
+        hom, why, followed = self._camera_motion(self._history[-1].image, grey, hint)
+        if hom is None and hint is not None:
+            hom, why, followed = hint, f"camera motion from the pose ({why})", None
         if hom is None:
             return self._restart(grey, f"camera motion unknown: {why}; history reset")
         for ref in self._history:
@@ -313,10 +337,22 @@ class MotionDetector:
         background_diff = _tolerant_difference(grey, background, cfg.alignment_tolerance_px)
         if not self._background_rebuilt:
             changed = cv2.bitwise_and(ready, (background_diff > cfg.min_difference).view(np.uint8) * np.uint8(255))
-            self._learn_background(grey, count, None, changed, None)
+            detections = []
+            if available >= max(cfg.reference_lags_frames):
+                # The seeds can already tell what moves now; the background is not trusted anywhere yet.
+                # Without it to tell an object from its ghost, every reference must agree: where the
+                # object was in one of them, the others show the ground it left.
+                lags = cfg.reference_lags_frames
+                seeds_diff, valid = self._seed_difference(grey, [self._history[-1 - k] for k in lags],
+                                                          agreeing=len(lags))
+                nowhere = np.zeros_like(ready)
+                found = self._objects(grey, background, background_diff, seeds_diff, nowhere, valid, scale, shape)
+                detections, self._moving_mask = found.detections, found.moving
+            self._learn_background(grey, count, self._moving_mask if detections else None, changed, None)
             self._features = self._next_features(grey, followed)
-            self.last_status = f"warming up: {available} of {cfg.warm_up_frames} frames; {why}"
-            return []
+            self.last_status = (f"warming up: {available} of {cfg.warm_up_frames} frames, {len(detections)} "
+                                f"moving by the seeds alone; {why}")
+            return detections
 
         seeds_diff, valid = self._seed_difference(grey, [self._history[-1 - k] for k in cfg.reference_lags_frames])
         found = self._objects(grey, background, background_diff, seeds_diff, ready, valid, scale, shape)
@@ -354,7 +390,7 @@ class MotionDetector:
             alpha[ghosts > 0] = 1.0
         self._background.learn(grey, alpha)
 
-    def _seed_difference(self, grey: np.ndarray, references: list[_Reference]):
+    def _seed_difference(self, grey: np.ndarray, references: list[_Reference], agreeing: int | None = None):
         """The k-th largest (k agreeing references) of the differences from each reference, and where every
         reference covers the current frame (less a margin)."""
         cfg = self.config
@@ -370,7 +406,7 @@ class MotionDetector:
         if margin > 0:
             valid = cv2.erode(valid, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8),
                               borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        return _kth_largest(diffs, min(cfg.agreeing_references, len(diffs))), valid
+        return _kth_largest(diffs, min(agreeing or cfg.agreeing_references, len(diffs))), valid
 
     def _threshold(self, difference: np.ndarray, where: np.ndarray) -> float:
         cfg = self.config
@@ -609,6 +645,30 @@ def _kth_largest(arrays: list[np.ndarray], k: int) -> np.ndarray:
         for j in range(n - 1 - p):
             work[j], work[j + 1] = cv2.min(work[j], work[j + 1]), cv2.max(work[j], work[j + 1])
     return work[n - k]
+
+
+def _to_processing(hom: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    sx, sy = scale
+    to_small = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    small = to_small @ hom @ np.linalg.inv(to_small)
+    return small / small[2, 2]
+
+
+def _plausible_hint(hint, scale: tuple[float, float], shape: tuple[int, int], max_change: float) -> np.ndarray | None:
+    """The hint in processing pixels, or None when there is none or it is not a homography one frame
+    of camera motion could give (a pose glitch)."""
+    if hint is None:
+        return None
+    hint = np.asarray(hint, dtype=float)
+    if hint.shape != (3, 3) or not np.isfinite(hint).all() or abs(hint[2, 2]) < 1e-12:
+        return None
+    small = _to_processing(hint / hint[2, 2], scale)
+    h, w = shape
+    zoom = math.sqrt(abs(np.linalg.det(small[:2, :2])))
+    perspective = abs(small[2, 0]) * w + abs(small[2, 1]) * h
+    if abs(zoom - 1.0) > max_change or perspective > max_change:
+        return None
+    return small
 
 
 def _to_full_resolution(hom: np.ndarray, scale: tuple[float, float]) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dfr_common.camera_geometry import gimbal_to_world_rotation
+from dfr_common.camera_geometry import gimbal_to_world_rotation, ground_homography
 from dfr_common.documented import documented
 from dfr_perception.detection import Detector
 from dfr_perception.geolocation import (
@@ -88,6 +88,7 @@ class PerceptionPipeline:
         self.smoother = GroundTrackSmoother(self.smoother_config)
         self.selection = selection or SelectionConfig()
         self.detections = 0                      # in the last image
+        self._ground_before: np.ndarray | None = None   # the last image's ground-to-pixel homography
 
     def reset(self) -> None:
         """A new mission or a gap in the images: nothing carries over."""
@@ -96,11 +97,18 @@ class PerceptionPipeline:
             reset()
         self.tracker.reset()
         self.smoother = GroundTrackSmoother(self.smoother_config)
+        self._ground_before = None
 
     def process(self, image: np.ndarray, stamp_s: float, pose: CameraPose, k: np.ndarray) -> list[GroundTrack]:
-        detections = self.detector.detect(image)
+        ground_now = ground_homography(k, pose.position_enu, pose.rotation()) if pose.finite() else None
+        hint = None
+        if ground_now is not None and self._ground_before is not None:
+            hint = ground_motion_homography(self._ground_before, ground_now)
+        self._ground_before = ground_now
+        detections = self.detector.detect(image, camera_motion_hint=hint)
         self.detections = len(detections)
-        tracks = self.tracker.update(detections, stamp_s, getattr(self.detector, "last_homography", None))
+        image_motion = getattr(self.detector, "last_homography", None)
+        tracks = self.tracker.update(detections, stamp_s, image_motion if image_motion is not None else hint)
         live = {t.track_id for t in tracks}
         for stale in [i for i in self.smoother.track_ids if int(i) not in live]:
             self.smoother.drop(stale)
@@ -128,6 +136,16 @@ class PerceptionPipeline:
             out.append(GroundTrack(track.track_id, track.state, tuple(float(v) for v in track.box),
                                    float(track.score), position, float(sigma), velocity, float(size), kind))
         return out
+
+
+def ground_motion_homography(ground_before: np.ndarray, ground_now: np.ndarray) -> np.ndarray | None:
+    """How the ground moved in the image between two frames, from the camera poses alone: the map from
+    the earlier frame's pixels to the later one's (None when the earlier view did not see the ground)."""
+    try:
+        hom = ground_now @ np.linalg.inv(ground_before)
+    except np.linalg.LinAlgError:
+        return None
+    return hom / hom[2, 2] if np.isfinite(hom).all() and abs(hom[2, 2]) > 1e-12 else None
 
 
 @dataclass
@@ -239,9 +257,15 @@ class TargetKeeper:
                       and stamp_s - self._first_seen[t.track_id] >= self.config.min_age_s
                       and (not strict or t.object_class == wanted)
                       and (not self.criteria.prefer_fast or t.speed_m_s >= self.config.min_speed_when_fast_m_s)]
+        current = by_id.get(self.target_id) if self.target_id is not None else None
+        if (current is None or current.state == "lost") and self._recently_seen(stamp_s):
+            # The target is out of sight for a moment: only a track where it should be now may replace it,
+            # not the next best match anywhere in view (a false track ahead would lead the camera away).
+            where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
+            candidates = [c for c in candidates
+                          if float(np.hypot(*(np.asarray(c.position_xy) - where))) <= self.config.reacquire_radius_m]
         if not candidates:
             return
-        current = by_id.get(self.target_id) if self.target_id is not None else None
         chosen, reason, scores = select_target(candidates, self.criteria, self.incident_xy, self.selection)
         if chosen is None or int(chosen) == self.target_id:
             return
@@ -281,9 +305,12 @@ class TargetKeeper:
                        f"{vehicle}'s target, {float(np.hypot(*(match.position_xy - where))):.0f} m from where it "
                        "should be", events)
 
+    def _recently_seen(self, stamp_s: float) -> bool:
+        return self.last is not None and math.isfinite(self.last_seen_s) and \
+            stamp_s - self.last_seen_s <= self.config.reacquire_within_s
+
     def _reacquire(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
-        if self.last is None or not math.isfinite(self.last_seen_s) or \
-                stamp_s - self.last_seen_s > self.config.reacquire_within_s:
+        if not self._recently_seen(stamp_s):
             return
         where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
         match = self._nearest(where, tracks, self.config.reacquire_radius_m)

@@ -17,7 +17,8 @@ from dfr_perception.synthetic_sequence import (
 )
 from dfr_perception.tracker import Tracker
 
-WARM_UP = 30          # frames before anything is reported (MotionDetectorConfig.warm_up_frames)
+WARM_UP = 30          # frames before the background is trusted (MotionDetectorConfig.warm_up_frames)
+LONGEST_LAG = 15      # frames before anything is reported (the longest of reference_lags_frames)
 # Tests that are not about the warm-up use a shorter one: enough for vehicles moving 3 px a frame.
 QUICK = 18
 QUICK_CONFIG = MotionDetectorConfig(warm_up_frames=QUICK)
@@ -129,11 +130,16 @@ def test_static_scene_seen_by_a_moving_camera_reports_nothing():
     assert statuses[-1].startswith("ok")
 
 
-def test_first_frame_and_warm_up_report_nothing_and_say_so(panning_two_vehicles):
-    _, _, detections, statuses, _ = panning_two_vehicles
+def test_first_frame_and_warm_up_say_so_and_the_seeds_report_only_what_moves(panning_two_vehicles):
+    _, frames, detections, statuses, _ = panning_two_vehicles
     assert detections[0] == [] and statuses[0].startswith("first frame")
-    assert all(d == [] for d in detections[1:WARM_UP])
+    assert all(d == [] for d in detections[1:LONGEST_LAG])
     assert all(s.startswith("warming up") for s in statuses[1:WARM_UP])
+    # From the longest lag on, the seeds alone find the vehicles, and nothing else.
+    seeded = [(f, d) for f, d in zip(frames[LONGEST_LAG:WARM_UP], detections[LONGEST_LAG:WARM_UP]) if d]
+    assert len(seeded) >= (WARM_UP - LONGEST_LAG) // 2
+    for frame, dets in seeded:
+        assert (iou_matrix(frame.boxes, as_boxes(dets)).max(axis=0) >= 0.1).all(), frame.index
     assert statuses[WARM_UP].startswith("ok") and detections[WARM_UP]
 
 
@@ -149,7 +155,53 @@ def test_sudden_camera_jump_resets_then_recovers():
             assert (iou_matrix(frame.boxes, as_boxes(dets)).max(axis=0) >= 0.1).all(), frame.index
     recovered = [bool(d) and iou_matrix(f.boxes, as_boxes(d)).max() >= 0.3 for f, d in zip(frames, detections)]
     assert all(recovered[QUICK:24])
-    assert detections[24 + QUICK - 1] == [] and all(recovered[24 + QUICK:])
+    assert detections[24 + LONGEST_LAG - 1] == [] and all(recovered[24 + LONGEST_LAG:])
+
+
+def _pose_hints(seq: SyntheticSequence) -> list:
+    """What a drone's pose would say of each frame's camera motion: here, the sequence's own truth."""
+    return [None] + [seq.homography(k) @ np.linalg.inv(seq.homography(k - 1)) for k in range(1, len(seq))]
+
+
+def test_with_the_pose_a_camera_jump_is_followed_without_reset():
+    cfg = SyntheticSequenceConfig(width=640, height=480, frames=40, seed=4, pan_px_per_frame=(2.0, 0.5),
+                                  jumps=((24, 160.0, 60.0),), objects=two_vehicles(640, 480, 3.0))
+    seq = SyntheticSequence(cfg)
+    detector = MotionDetector(QUICK_CONFIG)
+    for frame, hint in zip(seq, _pose_hints(seq)):
+        dets = detector.detect(frame.image, camera_motion_hint=hint)
+        if frame.index >= QUICK:
+            assert detector.last_status.startswith("ok"), (frame.index, detector.last_status)
+            assert dets and (iou_matrix(frame.boxes, as_boxes(dets)).max(axis=0) >= 0.1).all(), frame.index
+
+
+def test_where_the_image_cannot_be_followed_the_pose_carries_the_camera_motion():
+    cfg = SyntheticSequenceConfig(width=640, height=480, frames=30, seed=4, pan_px_per_frame=(2.0, 0.5),
+                                  rotation_deg_per_frame=0.2, objects=two_vehicles(640, 480, 3.0))
+    seq = SyntheticSequence(cfg)
+    # No fit of the image's own corners is ever good enough: every frame's motion must come from the pose.
+    detector = MotionDetector(MotionDetectorConfig(warm_up_frames=QUICK, min_tracked_features=5000))
+    statuses = []
+    for frame, hint in zip(seq, _pose_hints(seq)):
+        dets = detector.detect(frame.image, camera_motion_hint=hint)
+        statuses.append(detector.last_status)
+        if frame.index >= QUICK:
+            assert dets and (iou_matrix(frame.boxes, as_boxes(dets)).max(axis=0) >= 0.1).all(), frame.index
+    assert all("camera motion from the pose (only" in s for s in statuses[1:]), statuses[1]
+
+
+def test_an_implausible_pose_hint_is_ignored():
+    cfg = SyntheticSequenceConfig(width=640, height=480, frames=QUICK + 3, seed=4, pan_px_per_frame=(2.0, 0.5),
+                                  objects=two_vehicles(640, 480, 3.0))
+    seq = SyntheticSequence(cfg)
+    glitches = [np.diag([3.0, 3.0, 1.0]),      # a pose glitch: the view would treble in size in one frame
+                np.full((3, 3), np.nan), np.zeros((3, 3)), np.eye(2)]
+    plain, hinted = MotionDetector(QUICK_CONFIG), MotionDetector(QUICK_CONFIG)
+    for frame in seq:
+        expected = plain.detect(frame.image)
+        got = hinted.detect(frame.image, camera_motion_hint=glitches[frame.index % len(glitches)])
+        assert as_boxes(got).tolist() == as_boxes(expected).tolist()
+        assert hinted.last_status == plain.last_status
 
 
 def test_small_camera_jump_is_followed_without_reset():

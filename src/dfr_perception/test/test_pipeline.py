@@ -87,3 +87,21 @@ def test_nothing_is_chosen_from_slow_tracks_when_the_words_say_fast():
     k = keeper(min_age_s=0.0)
     state = run(k, [[track(1, 0, 0, vx=0.6), track(2, 10, 0, vx=0.2)]] * 10)
     assert state.state == "none" and k.target_id is None
+
+
+def test_the_pose_says_how_the_ground_moves_in_the_image():
+    """ground_motion_homography: a ground point's pixel in one frame maps to its pixel in the next, however
+    the drone moved and the gimbal turned in between."""
+    from dfr_common.camera_geometry import ground_homography, project_points
+    from dfr_perception.pipeline import CameraPose, ground_motion_homography
+
+    k = np.array([[400.0, 0.0, 320.0], [0.0, 400.0, 240.0], [0.0, 0.0, 1.0]])
+    before = CameraPose((0.0, 0.0, 50.0), 0.3, -60.0, 5.0)
+    after = CameraPose((3.0, 1.5, 52.0), 0.35, -48.0, -10.0)
+    hom = ground_motion_homography(ground_homography(k, before.position_enu, before.rotation()),
+                                   ground_homography(k, after.position_enu, after.rotation()))
+    ground = np.array([[20.0, 60.0, 0.0], [-15.0, 45.0, 0.0], [5.0, 80.0, 0.0]])
+    uv_before = project_points(k, before.position_enu, before.rotation(), ground)
+    uv_after = project_points(k, after.position_enu, after.rotation(), ground)
+    moved = hom @ np.c_[uv_before, np.ones(3)].T
+    np.testing.assert_allclose((moved[:2] / moved[2]).T, uv_after, atol=1e-6)
