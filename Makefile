@@ -9,10 +9,11 @@ VENV_STAMP := .venv/.dfr-stamp
 BUILD_STAMP := install/.dfr-built
 SOURCES := $(shell find src -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
 
-# Demo options: make demo SCENARIO=scenarios/foundation_single_call.yaml SPEED=10
-SCENARIO ?= scenarios/foundation_single_call.yaml
+# Demo options: make demo SCENARIO=scenarios/foundation_single_call.yaml SPEED=10 VEHICLES=3 (0: the whole fleet)
+SCENARIO ?= scenarios/islington_evening_peak.yaml
 FLEET ?= fleet/islington.yaml
 SPEED ?= 10
+VEHICLES ?= 0
 # Extra pytest arguments: make test PYTEST_ARGS="-k bridge -x"
 PYTEST_ARGS ?=
 
@@ -41,7 +42,7 @@ test: build
 
 demo: build
 	$(ENV) python -m dfr_bringup.runner --config-dir config --fleet $(FLEET) --scenario $(SCENARIO) \
-		--speed $(SPEED) --runs-dir runs
+		--speed $(SPEED) --vehicles $(VEHICLES) --runs-dir runs --progress
 
 bench: build
 	$(ENV) python tests/bench/run_benchmarks.py --output-dir runs/bench

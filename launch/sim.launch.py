@@ -2,10 +2,10 @@
 
     colcon build --symlink-install && source install/setup.bash
     ros2 launch launch/sim.launch.py
-    ros2 launch launch/sim.launch.py speed:=20 scenario:=scenarios/foundation_single_call.yaml
+    ros2 launch launch/sim.launch.py speed:=20 scenario:=scenarios/foundation_single_call.yaml vehicles:=3
 
-Starts the simulator, intake, dispatch, one bridge per vehicle of the fleet file, the
-scenario feed and the run recorder, with the parameter files in config/, and ends the
+Starts the simulator, intake, dispatch, one bridge per vehicle of the fleet file (or of its
+first `vehicles`), perception, follow, the audit log, the scenario feed and the run recorder, with the parameter files in config/, and ends the
 run when the recorder exits. The node list is dfr_bringup.graph.sim_graph(), the same
 list the project's runner starts where `ros2 launch` is not installed (`make demo`);
 tests/test_launch_graph.py checks that this file turns each of its entries into a
@@ -33,7 +33,8 @@ def launch_setup(context):
                  scenario_file=config_path(CONFIG_DIR, LaunchConfiguration("scenario").perform(context)),
                  output_dir=Path(output_dir) if output_dir else make_run_dir(REPO / "runs"),
                  speed=float(LaunchConfiguration("speed").perform(context)),
-                 world_file=config_path(CONFIG_DIR, LaunchConfiguration("world").perform(context)))
+                 world_file=config_path(CONFIG_DIR, LaunchConfiguration("world").perform(context)),
+                 vehicles=int(LaunchConfiguration("vehicles").perform(context)))
     actions = []
     for spec in sim_graph(run):
         actions += dfr_node_actions(spec, CONFIG_DIR)     # the run ends when the recorder says so
@@ -43,11 +44,13 @@ def launch_setup(context):
 def generate_launch_description():
     return LaunchDescription([
         fleet_argument(),
-        DeclareLaunchArgument("scenario", default_value="scenarios/foundation_single_call.yaml",
+        DeclareLaunchArgument("scenario", default_value="scenarios/islington_evening_peak.yaml",
                               description="scenario file, relative to config/ or absolute"),
         DeclareLaunchArgument("world", default_value="world/islington.geojson",
                               description="street map of the ground actors, relative to config/ or absolute"),
         DeclareLaunchArgument("speed", default_value="10.0", description="sim seconds per wall second"),
+        DeclareLaunchArgument("vehicles", default_value="0",
+                              description="fly the fleet's first N vehicles (the others stay docked); 0: all"),
         output_dir_argument(),
         OpaqueFunction(function=launch_setup),
     ])

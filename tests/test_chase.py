@@ -3,6 +3,8 @@ its target, puts it on the map and follows it. Every node real, on the simulator
 import math
 from pathlib import Path
 
+import yaml
+
 from dfr_common.geodesy import ground_distance_m
 from dfr_common.ros import qos
 from dfr_interfaces.msg import FollowSetpoint, GroundTruthActors, Target
@@ -56,6 +58,17 @@ def test_the_drone_finds_the_e_bike_in_its_video_and_follows_it(graph_factory):
                      "the bridge to fly the follow setpoints")
     assert any(s.mission_id == bridge.sequencer.spec.mission_id for s in setpoints)
     assert all(math.isfinite(s.latitude) and s.altitude_rel_m <= 120.0 for s in setpoints)
+    # rviz2's view (config/rviz/dfr.rviz) shows what this graph publishes: every topic it names is advertised.
+    advertised = {name for name, _ in node.get_topic_names_and_types()}
+    fleet = {"uav1", "uav2", "uav3"}
+    shown = [t for t in rviz_topics(REPO / "config" / "rviz" / "dfr.rviz")
+             if not t.startswith("/uav") or t.split("/")[1] in fleet]
+    assert len(shown) >= 6 and not [t for t in shown if t not in advertised], sorted(advertised)
+
+
+def rviz_topics(path: Path) -> list[str]:
+    config = yaml.safe_load(path.read_text())
+    return [d["Topic"]["Value"] for d in config["Visualization Manager"]["Displays"] if "Topic" in d]
 
 
 def test_the_operators_target_choice_is_checked_and_answered(graph_factory):

@@ -279,10 +279,26 @@ def _incident_problem(incident_id: str, incident: _Incident) -> str:
 # --- the report -------------------------------------------------------------------------------------------------
 
 
-def _table(rows: list[tuple], header: tuple) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+def markdown_table(rows: list[tuple], header: tuple) -> list[str]:
+    """The lines of a Markdown table; a | inside a cell is escaped so that it cannot split the cell."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return lines
+
+
+def mark_percentiles(axes, summary: dict, vertical: bool = True) -> None:
+    """The p50 and p90 of a summary (a dict with those keys, None when empty) as labelled lines across a chart."""
+    for name, style in (("p50", "--"), ("p90", ":")):
+        if summary.get(name) is not None:
+            line = axes.axvline if vertical else axes.axhline
+            line(summary[name], color="black", linestyle=style, label=name)
+
+
+def note_no_data(axes, text: str) -> None:
+    """Says in the middle of an empty chart why it is empty."""
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
 
 
 def _seconds(value: float | None) -> str:
@@ -318,7 +334,7 @@ def _draw(stats: dict, png_path: Path, options: ReportOptions) -> None:
         incidents_axes.invert_yaxis()
         incidents_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        incidents_axes.text(0.5, 0.5, "no incidents", ha="center", va="center", transform=incidents_axes.transAxes)
+        note_no_data(incidents_axes, "no incidents")
     incidents_axes.set_xlabel("incidents")
     incidents_axes.set_title("Incidents by category and grade")
     response_axes = figure.add_subplot(1, 2, 2)
@@ -329,13 +345,11 @@ def _draw(stats: dict, png_path: Path, options: ReportOptions) -> None:
         if len(edges) < 2 or edges[-1] <= top:
             edges = np.append(edges, edges[-1] + options.histogram_bin_s)
         response_axes.hist(values, bins=edges)
-        for name, style in (("p50", "--"), ("p90", ":")):
-            response_axes.axvline(stats["response_time_s"][name], color="black", linestyle=style, label=name)
+        mark_percentiles(response_axes, stats["response_time_s"])
         response_axes.legend()
         response_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     else:
-        response_axes.text(0.5, 0.5, "no incident attended", ha="center", va="center",
-                           transform=response_axes.transAxes)
+        note_no_data(response_axes, "no incident attended")
     response_axes.set_xlabel("call to drone on scene, s")
     response_axes.set_ylabel("incidents")
     response_axes.set_title("Response times")
@@ -357,7 +371,7 @@ def write_report(stats: dict, out_dir: str | os.PathLike, options: ReportOptions
     lines = [f"# Drone as first responder: transparency report, {_window_text(stats['window'])}", "",
              "Every drone flight answers a 999 call, and every decision about it is on a tamper-evident audit log. "
              "These numbers are computed from that log alone.", ""]
-    lines += _table([
+    lines += markdown_table([
         ("calls received", stats["calls_received"]),
         ("incidents opened", stats["incidents"]["opened"]),
         ("incidents refused a drone by the launch policy", f"{policy['refused']} ({share})"),
@@ -374,11 +388,11 @@ def write_report(stats: dict, out_dir: str | os.PathLike, options: ReportOptions
     ], ("", "this period"))
     grades = sorted(stats["incidents"]["by_grade"], key=lambda g: (urgency(g), g))
     lines += ["", "## Incidents by category and grade", ""]
-    lines += _table([(c, *(g.get(x, 0) for x in grades), sum(g.values()))
+    lines += markdown_table([(c, *(g.get(x, 0) for x in grades), sum(g.values()))
                      for c, g in stats["incidents"]["by_category_grade"].items()], ("category", *grades, "total"))
     if flights["outside_incident_list"]:
         lines += ["", "## Flights outside an incident", ""]
-        lines += _table([(f["seq"], f["mission_id"], f["vehicle_id"], f["flight_kind"], f["why"])
+        lines += markdown_table([(f["seq"], f["mission_id"], f["vehicle_id"], f["flight_kind"], f["why"])
                          for f in flights["outside_incident_list"]], ("entry", "mission", "vehicle", "kind", "why"))
     lines += ["", f"![Incidents by category and response times]({png_path.name})", "",
               "## Checking these numbers", "",

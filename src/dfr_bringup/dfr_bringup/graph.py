@@ -15,10 +15,12 @@ Everything here is plain data; the launch files turn it into launch actions.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfr_bringup.airframes import Airframe, load_airframes
+from dfr_common.config_file import load_yaml
 from dfr_common.fleet import Fleet, load_fleet
 
 
@@ -49,6 +51,7 @@ class SimRun:
     output_dir: Path
     speed: float = 10.0
     world_file: Path | None = None             # street map of the ground actors; None: config/world/islington
+    vehicles: int = 0                          # bridges for the fleet's first N vehicles; 0: all of them
 
     @property
     def world(self) -> Path:
@@ -115,17 +118,28 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                               {**clock, "scenario_file": scenario}))
     nodes.append(NodeSpec("dfr_bringup", "run_recorder", "run_recorder", "/dfr", ("run_recorder.yaml",),
                           {**clock, "fleet_file": str(run.fleet_file), "scenario_file": scenario,
-                           "output_dir": str(run.output_dir)}, required=recorder_ends_run))
+                           "output_dir": str(run.output_dir), "config_dir": str(run.config_dir),
+                           "dispatch_params_file": str(run.config_dir / "dispatch.yaml")},
+                          required=recorder_ends_run))
     return nodes
 
 
 def sim_graph(run: SimRun) -> list[NodeSpec]:
     """Simulator, intake, dispatch, one bridge per vehicle, the cameras, the scenario feed and the recorder."""
-    dfr = dfr_nodes(run, use_sim_time=True)
+    fleet_ids = list(load_fleet(run.fleet_file).vehicles)
+    if run.vehicles < 0 or run.vehicles > len(fleet_ids):
+        raise ValueError(f"vehicles must be 0 (all) to {len(fleet_ids)}, the fleet's size; got {run.vehicles}")
+    dfr = dfr_nodes(run, use_sim_time=True, vehicle_ids=fleet_ids[:run.vehicles] if run.vehicles else None)
     camera = NodeSpec("dfr_sim", "camera_node", "camera", "/", ("camera.yaml",),
                       {"use_sim_time": True, "fleet_file": str(run.fleet_file), "world_file": str(run.world)})
     at = next(i for i, spec in enumerate(dfr) if spec.name in ("scenario_feed", "run_recorder"))
     on_sim_time = [*dfr[:at], camera, *dfr[at:]]
+    # The recorder scores the chase against ground truth through the same camera the drones carry.
+    lens = (load_yaml(run.config_dir / "camera.yaml", ValueError, "camera parameters").get("/camera") or {}).get(
+        "ros__parameters", {})
+    lens = {f"camera_{k}": lens[k] for k in ("width", "height", "horizontal_fov_deg") if k in lens}
+    on_sim_time = [dataclasses.replace(spec, overrides={**spec.overrides, **lens}) if spec.name == "run_recorder"
+                   else spec for spec in on_sim_time]
     # Sim time starts once every other node is up and listening to /clock.
     simulator = NodeSpec("dfr_sim", "sim_node", "sim", "/", ("sim.yaml",),
                          {"fleet_file": str(run.fleet_file), "speed": float(run.speed),

@@ -24,6 +24,8 @@ import yaml
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
 from dfr_bringup.graph import NodeSpec, SimRun, sim_graph
+from dfr_bringup.progress_display import ProgressDisplay
+from dfr_intake.scenario import load_scenario
 
 
 def executable_path(spec: NodeSpec) -> Path:
@@ -85,10 +87,13 @@ class Graph:
             if self.echo if echo is None else echo:
                 print(line, flush=True)
 
-    def wait_for_required(self, stop: threading.Event) -> int:
-        """Block until a required node exits or any node fails (its code is returned), or `stop`."""
+    def wait_for_required(self, stop: threading.Event, on_tick=None) -> int:
+        """Block until a required node exits or any node fails (its code is returned), or `stop`;
+        `on_tick()` is called every 0.2 s meanwhile."""
         required = [s.fully_qualified_name for s in self.specs if s.required]
         while not stop.wait(0.2):
+            if on_tick is not None:
+                on_tick()
             for name in required:
                 code = self.processes[name].poll()
                 if code is not None:
@@ -165,19 +170,26 @@ def main(argv=None) -> int:
     parser.add_argument("--world", default="world/islington.geojson",
                         help="street map the ground actors move on, relative to the config dir")
     parser.add_argument("--speed", type=float, default=10.0, help="sim seconds per wall second")
+    parser.add_argument("--vehicles", type=int, default=0,
+                        help="fly the fleet's first N vehicles (the others stay docked, without a bridge); 0: all")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are made")
     parser.add_argument("--param", action="append", default=[], metavar="NODE:NAME=VALUE",
                         help="override a parameter of one node, e.g. /dfr/dispatch:on_scene_duration_s=30 "
                              "(VALUE is YAML); may be repeated")
     parser.add_argument("--quiet", action="store_true", help="keep node output in the log file only")
+    parser.add_argument("--progress", action="store_true",
+                        help="show a live progress table (node output goes to the log file only)")
     args = parser.parse_args(argv)
 
     config_dir = args.config_dir.resolve()
     run_dir = make_run_dir(args.runs_dir.resolve())
     run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
                  scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed,
-                 world_file=config_dir / args.world)
-    specs = apply_overrides(sim_graph(run), args.param)
+                 world_file=config_dir / args.world, vehicles=args.vehicles)
+    try:
+        specs = apply_overrides(sim_graph(run), args.param)
+    except ValueError as err:
+        raise SystemExit(f"runner: {err}") from err
     (run_dir / "graph.json").write_text(json.dumps(
         [{"node": s.fully_qualified_name, "package": s.package, "executable": s.executable,
           "param_files": list(s.param_files), "overrides": s.overrides, "required": s.required}
@@ -185,21 +197,27 @@ def main(argv=None) -> int:
     print(f"[runner] run directory {run_dir}; {len(specs)} nodes; node output in {run_dir / 'graph.log'}",
           flush=True)
 
-    graph = Graph(specs, config_dir, run_dir / "graph.log", echo=not args.quiet)
+    graph = Graph(specs, config_dir, run_dir / "graph.log", echo=not (args.quiet or args.progress))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     code = 1
+    display = ProgressDisplay(run_dir, f"{load_scenario(run.scenario_file).name} at {args.speed:g} x") \
+        if args.progress else None
     try:
         graph.start()
-        code = graph.wait_for_required(stop)
+        if display is None:
+            code = graph.wait_for_required(stop)
+        else:
+            with display:
+                code = graph.wait_for_required(stop, on_tick=display.update)
     except KeyboardInterrupt:
         print("[runner] interrupted: stopping the graph", flush=True)
         code = 130
     finally:
         graph.stop()
-    metrics = run_dir / "metrics.json"
-    if metrics.exists():
-        print(f"[runner] metrics: {metrics}", flush=True)
+    for name in ("metrics.json", "report.md", "bag"):
+        if (run_dir / name).exists():
+            print(f"[runner] {name}: {run_dir / name}", flush=True)
     return code
 
 

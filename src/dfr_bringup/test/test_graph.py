@@ -45,7 +45,18 @@ def test_the_embedded_graph_is_the_dfr_part_plus_simulator_and_cameras():
     specs = sim_graph(run)
     assert [s.name for s in specs[:1]] == ["sim"]
     dfr = dfr_nodes(run, use_sim_time=True)
-    assert [s for s in specs if s.name not in ("sim", "camera")] == dfr
+    assert [s.fully_qualified_name for s in specs if s.name not in ("sim", "camera")] == \
+        [s.fully_qualified_name for s in dfr]
+    # The same nodes, the recorder told about the camera it scores the chase through.
+    recorder = next(s for s in specs if s.name == "run_recorder")
+    assert recorder.overrides == {**next(s for s in dfr if s.name == "run_recorder").overrides,
+                                  "camera_width": 640, "camera_height": 480, "camera_horizontal_fov_deg": 80.0}
+    assert [s for s in specs if s.name not in ("sim", "camera", "run_recorder")] == \
+        [s for s in dfr if s.name != "run_recorder"]
+    few = sim_graph(SimRun(CONFIG, FLEET_FILE, SCENARIO, Path("/tmp/run"), vehicles=2))
+    assert [s.namespace for s in few if s.name == "bridge"] == ["/uav1", "/uav2"]
+    with pytest.raises(ValueError, match="vehicles must be 0"):
+        sim_graph(SimRun(CONFIG, FLEET_FILE, SCENARIO, Path("/tmp/run"), vehicles=99))
     names = [s.name for s in specs]
     assert names.index("camera") == names.index("scenario_feed") - 1
     assert specs[0].overrides["wait_for_clock_subscribers"] == len(specs) - 1

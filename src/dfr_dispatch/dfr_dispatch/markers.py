@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import math
 
-from builtin_interfaces.msg import Duration
-from geometry_msgs.msg import Point
-from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from dfr_common.geodesy import LocalFrame
+from dfr_common.ros.markers import FRAME_ID  # noqa: F401  (re-exported: the frame of every marker here)
+from dfr_common.ros.markers import colour as _colour
+from dfr_common.ros.markers import marker as _marker
+from dfr_common.ros.markers import site_point as _point
 
-FRAME_ID = "map"
 _GRADE_COLOURS = {"I": (0.9, 0.1, 0.1), "S": (1.0, 0.55, 0.0), "E": (0.9, 0.85, 0.1), "R": (0.6, 0.6, 0.6)}
-
-
-def _colour(r, g, b, a=1.0) -> ColorRGBA:
-    return ColorRGBA(r=float(r), g=float(g), b=float(b), a=float(a))
-
-
-def _marker(namespace: str, marker_id: int, kind: int, stamp, lifetime_s: float = 0.0) -> Marker:
-    marker = Marker(ns=namespace, id=marker_id, type=kind, action=Marker.ADD)
-    marker.header.frame_id = FRAME_ID
-    marker.header.stamp = stamp
-    marker.pose.orientation.w = 1.0
-    marker.lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
-    return marker
-
-
-def _point(frame: LocalFrame, latitude: float, longitude: float, up: float = 0.0) -> Point:
-    east, north, _ = frame.to_enu(latitude, longitude)
-    return Point(x=float(east), y=float(north), z=float(up))
 
 
 def static_markers(frame: LocalFrame, fleet, no_fly_zones, stamp) -> MarkerArray:

@@ -30,6 +30,9 @@ class ScenarioCall:
     address: str = ""
     description: str = ""
     suspect_description: str = ""
+    # The simulator actor the call is about, for scoring the chase against ground truth only: never
+    # part of the call as reported.
+    suspect_actor: str = ""
 
     def as_call(self, call_time_s: float) -> Call:
         """The call as the control room reports it, at the moment it is reported."""
@@ -45,7 +48,7 @@ class Scenario:
     calls: tuple[ScenarioCall, ...]
 
 
-_TEXT_FIELDS = ("address", "description", "suspect_description")
+_TEXT_FIELDS = ("address", "description", "suspect_description", "suspect_actor")
 
 
 def parse_scenario(data, source: str = "<scenario>") -> Scenario:

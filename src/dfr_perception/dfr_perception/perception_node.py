@@ -21,6 +21,7 @@ from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import Quaternion, Vector3
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
 
 from dfr_common.fleet import load_fleet
 from dfr_common.mission import Phase
@@ -36,6 +37,7 @@ from dfr_perception.motion_detector import MotionDetectorConfig
 from dfr_perception.pipeline import CameraPose, GroundTrack, PerceptionPipeline, TargetKeeper
 from dfr_perception.privacy import PrivacyConfig, blur_except
 from dfr_perception.target_selection import TargetCriteria
+from dfr_perception.track_markers import PlacedTrack, track_markers
 from dfr_perception.tracker import TrackerConfig
 
 _WATCHING = (Phase.ON_SCENE.value, Phase.FOLLOW.value)
@@ -125,6 +127,8 @@ class PerceptionNode(Node):
                 if p.publish_redacted_image else None)
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
         self.create_service(SelectTarget, "perception/select_target", self._on_select)
+        self.site_frame = fleet.site_frame()
+        self.markers_pub = self.create_publisher(MarkerArray, "perception/markers", qos.RELIABLE)
         self.get_logger().info(f"perception on {len(self.drones)} drones with the {p.detector} detector")
 
     # ----------------------------------------------------------------- inputs
@@ -258,6 +262,11 @@ class PerceptionNode(Node):
             out.track = self._track_msg(drone, target.track, header)
             out.last_seen = from_seconds(target.last_seen_s)
         target_pub.publish(out)
+        if self.markers_pub.get_subscription_count():
+            placed = [PlacedTrack(int(m.track_id), m.position.latitude, m.position.longitude, m.object_class,
+                                  int(m.track_id) == int(drone.keeper.target_id or 0))
+                      for m in (self._track_msg(drone, t, header) for t in drone.tracks if t.state == "confirmed")]
+            self.markers_pub.publish(track_markers(self.site_frame, drone.vehicle_id, placed, header.stamp))
         if redacted_pub is not None and redacted_pub.get_subscription_count():
             keep = [target.track.box] if target.state == "tracking" and target.track is not None else []
             redacted = blur_except(image, keep, config=self.privacy)

@@ -1,0 +1,53 @@
+"""The main job end to end, cut short: the runner runs a few minutes of the evening through the whole
+graph in separate processes, and the run directory holds what `make demo` promises.
+
+Asserted on the run's own record: every eligible call attended, the refused one refused, no flight
+without an incident, the e-bike's rider in the drone's camera for part of the chase, the report and
+its images written, and the audit log intact.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dfr_audit.verify import verify
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
+    command = [sys.executable, "-m", "dfr_bringup.runner", "--config-dir", str(REPO / "config"),
+               "--fleet", str(FIXTURES / "fleet_two_bases.yaml"),
+               "--scenario", str(FIXTURES / "scenario_evening_short.yaml"), "--speed", "10",
+               "--param", "/dfr/dispatch:on_scene_duration_s=90", "--runs-dir", str(tmp_path), "--progress"]
+    env = {**os.environ, "ROS_DOMAIN_ID": str(1 + (int(os.environ["ROS_DOMAIN_ID"]) + 60) % 100)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=420, env=env)
+    run_dir = (tmp_path / "latest").resolve()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "[progress]" in result.stdout          # not a terminal: plain progress lines
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["complete"] is True
+    assert metrics["calls_received"] == 3
+    assert metrics["incidents_eligible"] == 2 and metrics["incidents_refused_by_policy"] == 1
+    assert metrics["incidents_attended"] == metrics["incidents_eligible"]
+    assert metrics["flights_without_incident"] == 0
+    assert metrics["response_time_s"]["max"] < 300.0
+    assert 1.0 <= metrics["response_lower_bound_ratio_p50"] < 5.0
+    # The chase: scored against the simulator's ground truth while the drone watched the e-bike's incident.
+    assert metrics["chase_samples"] > 20
+    assert metrics["target_in_view_fraction"] > 0.3
+    refused = [i for i in metrics["per_incident"] if not i["drone_eligible"]]
+    assert refused and refused[0]["category"] == "noise" and refused[0]["policy_reason"]
+
+    paths = json.loads((run_dir / "flight_paths.json").read_text())
+    assert paths["vehicles"] and any(len(p) > 10 for p in paths["vehicles"].values())
+    progress = json.loads((run_dir / "progress.json").read_text())
+    assert progress["finished"] is True and progress["incidents_attended"] == 2
+    for name in ("report.md", "map.png", "response_times.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert "CAD-TEST" in (run_dir / "report.md").read_text() or "INC-" in (run_dir / "report.md").read_text()
+    assert verify(run_dir / "audit_log.sqlite").ok
+    assert "Traceback" not in (run_dir / "graph.log").read_text()
