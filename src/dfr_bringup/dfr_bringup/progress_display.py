@@ -93,7 +93,7 @@ class ProgressDisplay:
                 f"[progress] sim {_clock(progress.get('sim_time_s'))}, calls {progress.get('calls_received', 0)}, "
                 f"in the air {progress.get('airborne', 0)}, open incidents {progress.get('open_incidents', 0)}, "
                 f"attended {progress.get('incidents_attended', 0)}, response p50 "
-                f"{_number(response.get('p50'), '{:.0f}', ' s')}", highlight=False, markup=False)
+                f"{_number(response.get('p50'), '{:.0f}', ' s')}", highlight=False, markup=False, soft_wrap=True)
 
     def __exit__(self, *exc) -> None:
         if self._live is not None:

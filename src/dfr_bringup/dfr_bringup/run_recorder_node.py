@@ -229,9 +229,12 @@ class RunRecorderNode(Node):
             self.get_logger().info(f"metrics written to {path}")
 
     def on_shutdown(self):
-        """A live shift's record is written when the node is stopped."""
-        if self.scenario is None and not self.finished:
+        """A live shift's record, or an interrupted scenario's (complete: false), is written when the node
+        is stopped: what was recorded is never lost."""
+        if not self.finished:
             self._write_metrics(self._metrics(complete=False), announce=True)
+            if self.scenario is not None and self.params.write_report and self.params.output_dir:
+                self._write_report()
 
     def _finish(self, code: int, why: str):
         metrics = self._metrics(complete=code == 0)

@@ -224,6 +224,11 @@ class FollowController:
         self._relief_confirmed_after = 0.0
         self._pending_events: list[str] = []
 
+    @property
+    def relief(self) -> str | None:
+        """The drone taking over the target, while a handover is under way or after it."""
+        return self._relief
+
     # ------------------------------------------------------------------ handover
     def start_handover(self, now_s: float, relief_id: str) -> None:
         """A relief drone has been told to take the target: keep following until it confirms or the timeout.

@@ -5,8 +5,9 @@ One node serves the fleet. For a drone on scene or following, every
 search, loss) in the drone's home frame, kept inside the operating area and out of the
 no-fly areas it holds no permission for; the command goes to the bridge on
 `<vehicle>/follow/setpoint` for this mission. Between target messages a timer keeps
-the search and the loss pattern going. When another drone on the same incident starts
-tracking, this one hands over and stops.
+the search and the loss pattern going. When a relief comes on scene for an incident a
+drone is following, that drone hands over: it keeps following until the relief's own
+perception tracks the target (or the handover times out), then stops sending setpoints.
 """
 from __future__ import annotations
 
@@ -119,6 +120,25 @@ class FollowNode(Node):
             drone.controller = FollowController(self.config, self._local(drone.pose.frame, self.permitted),
                                                 [(n, self._local(drone.pose.frame, g)) for n, g in self.no_fly])
             drone.mission_id = msg.mission_id
+            self._relief_arrived(drone)
+
+    def _relief_arrived(self, relief: _Drone) -> None:
+        """A drone has come on scene for an incident another drone is following: that one hands its target over
+        (perception gives the relief the same target) and keeps following until the relief sees it."""
+        for other in self.drones.values():
+            if other is relief or other.controller is None or other.status is None \
+                    or other.status.incident_id != relief.status.incident_id or not other.status.incident_id:
+                continue
+            if other.controller.state in (FollowState.FOLLOWING, FollowState.SEARCHING, FollowState.LOST):
+                other.controller.start_handover(self._now(), relief.vehicle_id)
+                self.get_logger().info(f"{other.vehicle_id}: {relief.vehicle_id} is on scene for "
+                                       f"{relief.status.incident_id}: handing the target over")
+
+    def _relief_sees_target(self, relief: _Drone) -> None:
+        for other in self.drones.values():
+            if other is not relief and other.controller is not None \
+                    and other.controller.state is FollowState.HANDOVER and other.controller.relief == relief.vehicle_id:
+                other.controller.relief_confirmed(self._now())
 
     @staticmethod
     def _local(frame: LocalFrame, geometry):
@@ -144,6 +164,8 @@ class FollowNode(Node):
                 observation = TargetObservation(to_seconds(msg.header.stamp), (float(east), float(north)),
                                                 velocity, str(msg.track.track_id))
         drone.tracking = drone.tracking or observation is not None
+        if observation is not None:
+            self._relief_sees_target(drone)
         self._command(drone, observation)
 
     def _tick(self):

@@ -89,7 +89,12 @@ class PerceptionNode(Node):
                   "the target blurred, for any recording of the video"),
             Param("redaction", "blur", "'blur' or 'pixelate' for the redacted image"),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+            Param("watch", "all", "'all': read the camera of every drone on scene; 'described': only of drones "
+                  "whose incident's words say what to look for (a suspect on an e-bike, on foot, in a car): on a "
+                  "small computer, the CPU goes to the chases"),
         ])
+        if p.watch not in ("all", "described"):
+            raise ValueError(f"parameter 'watch' is '{p.watch}': use 'all' or 'described'")
         if not p.fleet_file:
             raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
         fleet = load_fleet(p.fleet_file)
@@ -149,9 +154,12 @@ class PerceptionNode(Node):
     def _on_status(self, drone: _Drone, msg: VehicleStatus):
         before = drone.status
         drone.status = msg
-        watching = msg.phase.value in _WATCHING and bool(msg.mission_id)
         if before is None or before.mission_id != msg.mission_id:
             self._start_mission(drone, msg)
+        described = drone.keeper.criteria is not None and (drone.keeper.criteria.object_class is not None
+                                                           or drone.keeper.criteria.prefer_fast)
+        watching = msg.phase.value in _WATCHING and bool(msg.mission_id) and (self.params.watch == "all"
+                                                                               or described)
         if watching and drone.image_subscription is None:
             drone.image_subscription = self.create_subscription(
                 Image, f"/{drone.vehicle_id}/camera/image_raw", lambda m, d=drone: self._on_image(d, m),

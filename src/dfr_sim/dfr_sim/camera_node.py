@@ -116,8 +116,9 @@ class CameraNode(Node):
             self._vehicles = self._actors = None
 
     def _watched(self, vehicle_id: str) -> bool:
-        return not self.params.lazy or bool(self.image_pubs[vehicle_id].get_subscription_count()
-                                            or self.info_pubs[vehicle_id].get_subscription_count())
+        """Whether anyone reads this camera's images. camera_info alone costs no rendering: it is sent
+        to whoever asks for it whatever the lazy setting."""
+        return not self.params.lazy or bool(self.image_pubs[vehicle_id].get_subscription_count())
 
     def _render_all(self):
         self._listen_to_truth(any(self._watched(v) for v in self.vehicle_ids))
@@ -134,6 +135,9 @@ class CameraNode(Node):
             if self.params.only_airborne and not truth.airborne:
                 continue
             if not self._watched(truth.vehicle_id):
+                if self.info_pubs[truth.vehicle_id].get_subscription_count():
+                    self.info_pubs[truth.vehicle_id].publish(self._camera_info(
+                        Header(stamp=stamp, frame_id=f"{truth.vehicle_id}/camera_optical_frame")))
                 continue
             east, north, _ = self.frame.to_enu(truth.position.latitude, truth.position.longitude)
             v = truth.velocity
