@@ -64,8 +64,8 @@ class CameraNode(Node):
             Param("horizontal_fov_deg", 80.0, "horizontal field of view", 5.0, 170.0),
             Param("rate_hz", 5.0, "frames per sim second per camera", 0.1, 60.0),
             Param("only_airborne", True, "render only for drones in the air: a docked drone's camera is off"),
-            Param("lazy", True, "render a camera only while something subscribes to its image or camera_info, as "
-                  "lazy camera drivers do: frames nobody reads cost a core"),
+            Param("lazy", True, "render a camera only while something subscribes to its image, as lazy camera "
+                  "drivers do: frames nobody reads cost a core (camera_info is sent whenever asked for)"),
             Param("vehicles", [], "vehicle ids with a camera; empty: every vehicle of the fleet"),
             Param("metres_per_pixel", 0.25, "finest ground texture resolution", 0.05, 2.0),
             Param("noise_std", 1.5, "sensor noise, grey levels", 0.0, 50.0),
