@@ -24,8 +24,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-PARAM_FILES = ("sim.yaml", "camera.yaml", "bridge.yaml", "intake.yaml", "dispatch.yaml", "run_recorder.yaml",
-               "perception.yaml", "follow.yaml")
+PARAM_FILES = ("sim.yaml", "camera.yaml", "bridge.yaml", "flight_rules.yaml", "intake.yaml", "dispatch.yaml",
+               "run_recorder.yaml", "perception.yaml", "follow.yaml")
 WORLD = CONFIG / "world" / "islington.geojson"
 
 
@@ -122,6 +122,23 @@ class InProcessGraph:
         fields.setdefault("call_time", self.client_node.get_clock().now().to_msg())   # a retry passes the first's
         call = Call(**fields)
         return self.call(self._report_client, ReportIncident.Request(call=call), timeout_s)
+
+    def publish_incident(self, incident, timeout_s: float = 10.0):
+        """Publish `incident` on /dfr/incidents as a new revision, as intake would, and wait until every
+        bridge has it: the bridges fly only for incidents they know from that topic."""
+        from dfr_common.ros import qos
+        from dfr_interfaces.msg import Incident
+
+        if not hasattr(self, "_incident_pub"):
+            self._incident_pub = self.client_node.create_publisher(Incident, "/dfr/incidents", qos.incidents(100))
+            self._revisions = {}
+        incident.revision = self._revisions[incident.incident_id] = self._revisions.get(incident.incident_id, 0) + 1
+        self._incident_pub.publish(incident)
+        self.spin_until(lambda: all(b.incidents.get(incident.incident_id) is not None
+                                    and b.incidents[incident.incident_id].revision == incident.revision
+                                    for b in self.bridges.values()), timeout_s, f"the bridges to hear of "
+                        f"{incident.incident_id} revision {incident.revision}")
+        return incident
 
     def close(self):
         self.executor.shutdown()

@@ -47,13 +47,15 @@ class Flight:
                            return_route=[GeoWaypoint(latitude=home.latitude, longitude=home.longitude,
                                                      altitude_rel_m=40.0)])
         plan.scene.latitude, plan.scene.longitude, plan.scene.altitude = float(scene_lat), float(scene_lon), math.nan
-        incident = Incident(incident_id="INC-F", state=Incident.STATE_OPEN, drone_eligible=True,
+        incident = Incident(incident_id="INC-F", state=Incident.STATE_OPEN, drone_eligible=True, grade="I",
+                            category="dangerous_driving",
                             policy_reason="grade I: eligible")
         return ExecuteMission.Goal(incident=incident, plan=plan)
 
     def start(self, goal_msg):
         # Spin while waiting: discovery under load can take longer than a blocking 10 s wait allows.
         self.graph.spin_until(self.action.server_is_ready, 60, "the bridge's action server")
+        self.graph.publish_incident(goal_msg.incident)
         future = self.action.send_goal_async(goal_msg, feedback_callback=lambda f: self.feedback.append(f.feedback))
         self.graph.spin_until(future.done, 10, "the goal response")
         self.handle = future.result()

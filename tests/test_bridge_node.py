@@ -34,7 +34,8 @@ def goal(graph, incident_id="INC-1", east=300.0, north=0.0, on_scene_s=5.0):
                        return_route=[GeoWaypoint(latitude=home.latitude, longitude=home.longitude,
                                                  altitude_rel_m=30.0)])
     plan.scene.latitude, plan.scene.longitude, plan.scene.altitude = float(lat), float(lon), math.nan
-    incident = Incident(incident_id=incident_id, state=Incident.STATE_OPEN, drone_eligible=True,
+    incident = Incident(incident_id=incident_id, state=Incident.STATE_OPEN, drone_eligible=True, grade="I",
+                        category="dangerous_driving",
                         policy_reason="grade I dangerous_driving: eligible for a drone")
     return ExecuteMission.Goal(incident=incident, plan=plan)
 
@@ -45,7 +46,10 @@ def wait_for_action_server(graph):
 
 
 def send(graph, goal_msg, feedback=None):
+    """Send the goal, its incident first published as intake would (the bridge checks its own copy)."""
     wait_for_action_server(graph)
+    if goal_msg.incident.incident_id:
+        graph.publish_incident(goal_msg.incident)
     future = graph.action.send_goal_async(goal_msg, feedback_callback=feedback)
     graph.spin_until(future.done, 10, "the goal response")
     return future.result()
@@ -86,8 +90,11 @@ def test_a_flight_for_an_incident_the_policy_refused_is_refused(graph):
 
 def test_two_goals_sent_together_fly_one_mission(graph):
     wait_for_action_server(graph)
-    first = graph.action.send_goal_async(goal(graph, incident_id="INC-A"))
-    second = graph.action.send_goal_async(goal(graph, incident_id="INC-B"))
+    first, second = goal(graph, incident_id="INC-A"), goal(graph, incident_id="INC-B")
+    graph.publish_incident(first.incident)
+    graph.publish_incident(second.incident)
+    first = graph.action.send_goal_async(first)
+    second = graph.action.send_goal_async(second)
     graph.spin_until(lambda: first.done() and second.done(), 10, "both goal responses")
     assert [first.result().accepted, second.result().accepted].count(True) == 1
 

@@ -293,9 +293,7 @@ def test_a_plan_that_cannot_be_flown_is_named_before_anything_moves():
     config = SequencerConfig()
     assert plan_problems(spec(), config) == []
     bad = spec(route=[point(400.0, 300.0, 150.0), Waypoint(math.nan, 0.0, 40.0), point(10.0, 0.0, 0.0)])
-    bad.incident_id = ""
     problems = plan_problems(bad, config)
-    assert "the mission names no incident: every flight must answer one" in problems
     assert any("route[0] at 150 m is outside (0, 120] m" in p for p in problems)
     assert "route[1] has a non-finite coordinate" in problems
     assert any(p.startswith("route[2] at 0 m") for p in problems)
@@ -415,6 +413,21 @@ def test_a_fresh_follow_stream_is_flown_clamped_and_its_end_returns_to_the_orbit
     assert seq.outcome == Outcome.CANCELED
 
 
+def test_the_time_on_scene_counts_while_following_and_then_it_flies_home():
+    link = fly(spec(route=[point(380.0, 300.0, 40.0)], on_scene_s=30.0, standoff=40.0))
+    seq = link.sequencer
+    link.run(300, until=lambda: seq.phase == Phase.ON_SCENE)
+    arrived = link.now
+    target = [SCENE[0], SCENE[1]]
+    while seq.phase in (Phase.ON_SCENE, Phase.FOLLOW) and link.now - arrived < 60.0:
+        target[1] += 0.5
+        seq.follow(follow_target(link, target[0], target[1], velocity=(0.0, 5.0)))
+        link.run(0.1, until=lambda: False)
+    assert seq.phase == Phase.RETURN and link.now - arrived == pytest.approx(30.0, abs=1.0)
+    assert link.run(400)
+    assert seq.outcome == Outcome.COMPLETED
+
+
 def test_a_low_battery_turns_it_home_with_the_reserve_and_asks_for_a_relief_drone():
     # A small battery: the way home and the margin outlast it on scene long before PX4's own 15 % warning.
     model_config = MultirotorConfig(max_speed_m_s=20.0, max_climb_m_s=6.0, max_descent_m_s=3.0, max_accel_m_s2=4.0,
@@ -518,3 +531,35 @@ def test_a_retasked_mission_canceled_before_it_starts_goes_home():
     link.run(300)
     assert new.done and not link.model.armed
     assert new.on_scene_since_s is None
+
+
+def test_sent_home_by_a_rule_on_scene_it_lands_and_says_why_and_a_later_cancel_changes_nothing():
+    link = fly(spec(on_scene_s=0.0))          # until canceled: only the rule ends it
+    seq = link.sequencer
+    assert link.run(300, until=lambda: seq.phase == Phase.ON_SCENE)
+    seq.leave("incident INC-1 closed")
+    seq.cancel()                                # dispatch's recall, late: the rule's reason stands
+    assert seq.leaving
+    assert link.run(300, until=lambda: seq.done)
+    assert seq.outcome == Outcome.COMPLETED and seq.reason.startswith("incident INC-1 closed; returned")
+    assert link.model.landed and not link.model.armed
+
+
+def test_sent_home_by_a_rule_before_take_off_it_never_arms():
+    link = fly()
+    link.sequencer.leave("incident INC-1 closed")
+    link.run(10)
+    assert link.sequencer.outcome == Outcome.CANCELED and link.sequencer.reason == "incident INC-1 closed"
+    assert link.requests == []
+
+
+def test_off_scene_the_camera_holds_the_configured_pitch_ahead_never_down():
+    config = SequencerConfig(follower=FollowerConfig(climb_speed_m_s=6.0, descent_speed_m_s=3.0, accel_m_s2=4.0),
+                             camera_ahead_pitch_deg=-8.0)
+    link = fly(config=config)
+    seq = link.sequencer
+    commanded = []
+    link.run(400, until=lambda: commanded.append((seq.phase, seq.gimbal[0])) or seq.done)
+    off_scene = [pitch for phase, pitch in commanded if phase not in (Phase.ON_SCENE, Phase.FOLLOW)]
+    assert off_scene and all(pitch == -8.0 for pitch in off_scene)
+    assert min(pitch for phase, pitch in commanded if phase == Phase.ON_SCENE) < -45.0

@@ -133,8 +133,10 @@ class EntryKind(str, Enum):
     maintenance_flight        ids vehicle_id, mission_id, actor (who authorised it). A flight
                               that answers no incident, authorised before its launch.
                               detail: flight_kind "maintenance"|"test", reason text.
-    rule_violation_refused    A flight rule refused something asked for (a launch, the camera
-                              down in transit). detail: rule text (the rule's name), reason text.
+    rule_violation_refused    A flight rule refused something asked for (a mission, a launch, the
+                              camera down in transit, a drone staying on a closed incident), with
+                              the ids it concerned and the deciding node as actor where known.
+                              detail: rule text (the rule's name), reason text.
     """
 
     CALL_RECEIVED = "call_received"

@@ -1,8 +1,9 @@
 """The audit node: the graph's decisions, as they are published, into the hash-chained log.
 
 It listens to intake's incidents (calls, policy decisions, opening and closing), every
-vehicle's status (launches, phases, mission results, pilot takeovers, failsafes) and
-perception's targets (who chose which track), and appends one entry per decision to
+vehicle's status (launches and their flight kind, phases, mission results, pilot takeovers,
+failsafes), perception's targets (who chose which track) and the flight rules' decisions of
+dispatch and the bridges (refusals, maintenance and test flights allowed), and appends one entry per decision to
 the SQLite audit log at `log_file` (dfr_audit.recorder). `python -m dfr_audit.verify`
 checks the file; `python -m dfr_audit.transparency_report` summarises it.
 """
@@ -14,13 +15,14 @@ from pathlib import Path
 from rclpy.node import Node
 
 from dfr_audit.audit_log import AuditLog, read_key_file
-from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, StatusSeen
+from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, RuleDecisionSeen, StatusSeen
+from dfr_audit.rules_ros import FLIGHT_RULE_DECISIONS, FLIGHT_RULE_DECISIONS_QOS
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
-from dfr_interfaces.msg import Incident, Target, VehicleStatus
+from dfr_interfaces.msg import FlightRuleDecision, Incident, Target, VehicleStatus
 
 
 class AuditNode(Node):
@@ -42,6 +44,8 @@ class AuditNode(Node):
         self.log = AuditLog(p.log_file, key=read_key_file(p.key_file) if p.key_file else None)
         self.recorder = AuditRecorder(self.log)
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
+        self.create_subscription(FlightRuleDecision, FLIGHT_RULE_DECISIONS, self._on_rule_decision,
+                                 FLIGHT_RULE_DECISIONS_QOS)
         for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
             self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
                                      qos.LATCHED_STATE)
@@ -65,8 +69,14 @@ class AuditNode(Node):
         self._guard(f"incident {msg.incident_id}", lambda: self.recorder.on_incident(self._now(), seen))
 
     def _on_status(self, msg: VehicleStatus):
-        seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail)
+        seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail,
+                          msg.flight_kind)
         self._guard(f"status of {msg.vehicle_id}", lambda: self.recorder.on_status(self._now(), seen))
+
+    def _on_rule_decision(self, msg: FlightRuleDecision):
+        seen = RuleDecisionSeen(msg.decided_by, msg.vehicle_id, msg.mission_id, msg.incident_id, msg.flight_kind,
+                                msg.allowed, msg.rule, msg.reason, to_seconds(msg.header.stamp))
+        self._guard(f"flight rule decision {msg.rule}", lambda: self.recorder.on_rule_decision(self._now(), seen))
 
     def _on_target(self, msg: Target):
         if msg.state == Target.STATE_NONE:

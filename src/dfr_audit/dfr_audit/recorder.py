@@ -45,6 +45,22 @@ class StatusSeen:
     incident_id: str
     phase: int                      # dfr_common.mission.Phase value
     detail: str
+    flight_kind: str = "incident"   # the mission's; empty is an incident flight
+
+
+@dataclass(frozen=True)
+class RuleDecisionSeen:
+    """A flight rule's decision as dispatch or a bridge published it (FlightRuleDecision)."""
+
+    decided_by: str
+    vehicle_id: str
+    mission_id: str
+    incident_id: str
+    flight_kind: str
+    allowed: bool
+    rule: str
+    reason: str
+    stamp_s: float
 
 
 @dataclass
@@ -65,6 +81,8 @@ class AuditRecorder:
         self._eligible: dict[str, bool] = {}
         self._vehicles: dict[str, _Vehicle] = {}
         self._targets: dict[tuple[str, str], tuple[int, str]] = {}   # (vehicle, mission) -> (track, chosen by)
+        self._decisions: set[RuleDecisionSeen] = set()
+        self._authorised: dict[str, str] = {}          # maintenance or test mission -> the rules' reason
 
     # ---------------------------------------------------------------- incidents
     def on_incident(self, now_s: float, incident: IncidentSeen) -> None:
@@ -101,13 +119,7 @@ class AuditRecorder:
             phase = Phase(status.phase)
             if phase == Phase.TAKEOFF and not v.launched:
                 v.launched = True
-                eligible = self._eligible.get(status.incident_id)
-                is_open = self._open.get(status.incident_id)
-                authorization = (f"incident {status.incident_id} open and eligible" if eligible and is_open else
-                                 f"incident {status.incident_id} not known open and eligible to the record")
-                self.log.append(EntryKind.LAUNCH, ros_time_s=now_s, incident_id=status.incident_id,
-                                vehicle_id=status.vehicle_id, mission_id=status.mission_id,
-                                detail={"flight_kind": "incident", "authorization": authorization})
+                self._launch(now_s, status)
             if phase in (Phase.ON_SCENE, Phase.FOLLOW):
                 v.reached_scene = True
             if phase != Phase.IDLE:
@@ -130,6 +142,36 @@ class AuditRecorder:
             self.log.append(EntryKind.MISSION_RESULT, ros_time_s=now_s, vehicle_id=status.vehicle_id,
                             mission_id=v.mission_id, incident_id=v.incident_id,
                             detail={"outcome": outcome, "reason": ended["reason"], "reached_scene": v.reached_scene})
+
+    def _launch(self, now_s: float, status: StatusSeen) -> None:
+        kind = status.flight_kind or "incident"
+        if kind != "incident":
+            authorization = self._authorised.get(status.mission_id, f"no {kind} flight authorisation on the record")
+        elif self._eligible.get(status.incident_id) and self._open.get(status.incident_id):
+            authorization = f"incident {status.incident_id} open and eligible"
+        else:
+            authorization = f"incident {status.incident_id} not known open and eligible to the record"
+        self.log.append(EntryKind.LAUNCH, ros_time_s=now_s, incident_id=status.incident_id,
+                        vehicle_id=status.vehicle_id, mission_id=status.mission_id,
+                        detail={"flight_kind": kind, "authorization": authorization})
+
+    # ------------------------------------------------------------ flight rules
+    def on_rule_decision(self, now_s: float, decision: RuleDecisionSeen) -> None:
+        """A refusal (or a drone sent home) as rule_violation_refused; a maintenance or test flight allowed as
+        maintenance_flight, before its launch. Incident flights allowed are recorded by their launch."""
+        if decision in self._decisions:
+            return
+        self._decisions.add(decision)
+        ids = dict(incident_id=decision.incident_id, vehicle_id=decision.vehicle_id,
+                   mission_id=decision.mission_id, actor=decision.decided_by)
+        kind = decision.flight_kind or "incident"
+        if not decision.allowed:
+            self.log.append(EntryKind.RULE_VIOLATION_REFUSED, ros_time_s=now_s, **ids, detail={
+                "rule": decision.rule, "reason": decision.reason or decision.rule, "flight_kind": kind})
+        elif kind != "incident" and decision.mission_id not in self._authorised:
+            self._authorised[decision.mission_id] = decision.reason or f"{kind} flight allowed by the rules"
+            self.log.append(EntryKind.MAINTENANCE_FLIGHT, ros_time_s=now_s, **ids, detail={
+                "flight_kind": kind, "reason": self._authorised[decision.mission_id]})
 
     # ------------------------------------------------------------------ targets
     def on_target(self, now_s: float, vehicle_id: str, mission_id: str, incident_id: str, track_id: int,

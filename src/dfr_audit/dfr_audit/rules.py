@@ -1,7 +1,8 @@
 """The flight rules that keep drones from becoming routine surveillance, as pure functions.
 
-Dispatch asks authorize_flight() before it sends a drone and the bridge asks again before
-it arms, so that neither alone can fly a drone for no open, eligible incident. The bridge
+Dispatch asks authorize_mission() (authorize_flight() on the incident as the asking node knows
+it) before it sends a drone and the bridge asks again before it arms, so that neither alone can
+fly a drone for no open, eligible incident. The bridge
 asks camera_may_point_down() before aiming the camera at the ground and must_leave_scene()
 while it holds over a scene. A refusal's rule and reason go in the audit log
 (rule_violation_refused), an authorisation's reason in the launch entry.
@@ -141,6 +142,49 @@ def authorize_flight(incident_state, incident_eligible: bool, category: str, fli
                                                f"(allowed: {', '.join(sorted(rules.eligible_grades))})")
     grade_text = f"grade {grade} " if grade is not None else ""
     return Authorization(True, f"open, eligible {grade_text}{category} incident", "allowed", "incident")
+
+
+def flight_kind(value: str) -> str:
+    """The flight kind a mission names (MissionPlan.flight_kind); empty is an incident flight."""
+    if not isinstance(value, str):
+        raise ValueError(f"flight_kind is {value!r}, not a string")
+    kind = value or "incident"
+    if kind not in FLIGHT_KINDS:
+        raise ValueError(f"flight_kind is {value!r}, not one of {', '.join(FLIGHT_KINDS)} (empty: incident)")
+    return kind
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    """What a node knows of an incident from intake's latest revision of it."""
+
+    state: IncidentState
+    eligible: bool
+    category: str
+    grade: str
+
+
+def authorize_mission(kind: str, incident_id: str, known: IncidentFacts | None,
+                      rules: FlightRules | None = None) -> Authorization:
+    """May this mission fly, by what the deciding node itself knows of its incident?
+
+    `known` is the node's own latest revision of `incident_id` (None: never heard of), never the
+    copy a request carries, so that no one can fly a drone by describing an incident as open.
+    """
+    kind = flight_kind(kind)
+    if kind != "incident":
+        # A maintenance or test flight that names an incident is refused as one that claims it.
+        state = (known.state if known is not None else IncidentState.OPEN) if incident_id else None
+        return authorize_flight(state, False, "", kind, rules)
+    if not incident_id:
+        return authorize_flight(None, False, "", kind, rules)
+    if known is None:
+        return Authorization(False, f"incident {incident_id} is unknown here: no revision of it has been "
+                                    "published on the incidents topic", "unknown_incident", kind)
+    decision = authorize_flight(known.state, known.eligible, known.category, kind, rules, grade=known.grade)
+    if decision.allowed:
+        return decision
+    return Authorization(False, f"incident {incident_id}: {decision.reason}", decision.rule, kind)
 
 
 def _phase(value) -> Phase:

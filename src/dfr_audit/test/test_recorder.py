@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dfr_audit.audit_log import AuditLog, EntryKind
-from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, StatusSeen
+from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, RuleDecisionSeen, StatusSeen
 from dfr_audit.transparency_report import weekly_statistics
 from dfr_audit.verify import verify
 from dfr_common.mission import Phase
@@ -76,3 +76,50 @@ def test_a_pilot_takeover_and_a_failsafe_are_recorded_with_their_reason(tmp_path
     assert EntryKind.PILOT_TAKEOVER in kinds and EntryKind.FAILSAFE in kinds
     outcomes = [e.detail["outcome"] for e in log.entries(kind=EntryKind.MISSION_RESULT)]
     assert outcomes == ["pilot_takeover", "autopilot_failsafe"]
+
+
+def decision(allowed=False, rule="incident_closed", mission="M9", incident_id="INC-1", kind="incident", stamp=5.0):
+    return RuleDecisionSeen("/uav1/bridge", "uav1", mission, incident_id, kind, allowed, rule,
+                            f"{rule}: as the bridge knows it", stamp)
+
+
+def test_a_rule_refusal_is_recorded_once_with_its_rule_reason_and_who_refused(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_rule_decision(5.0, decision())
+    rec.on_rule_decision(6.0, decision())                 # the latched repeat, after an audit restart say
+    rec.on_rule_decision(7.0, decision(rule="unknown_incident", stamp=7.0))
+    refused = log.entries(kind=EntryKind.RULE_VIOLATION_REFUSED)
+    assert [e.detail["rule"] for e in refused] == ["incident_closed", "unknown_incident"]
+    assert refused[0].actor == "/uav1/bridge" and refused[0].vehicle_id == "uav1"
+    assert refused[0].mission_id == "M9" and refused[0].incident_id == "INC-1"
+    assert refused[0].detail["reason"] == "incident_closed: as the bridge knows it"
+    assert refused[0].detail["flight_kind"] == "incident"
+    assert not log.entries(kind=EntryKind.LAUNCH)
+
+
+def test_an_allowed_maintenance_flight_is_authorised_before_its_launch_and_not_counted_outside(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path)
+    rec = AuditRecorder(log)
+    rec.on_rule_decision(1.0, decision(True, "allowed", "MT-1", "", "maintenance"))
+    for t, phase in enumerate((Phase.PREFLIGHT, Phase.TAKEOFF, Phase.TRANSIT, Phase.RETURN, Phase.LAND)):
+        rec.on_status(2.0 + t, StatusSeen("uav1", "MT-1", "", phase.value, "", "maintenance"))
+    rec.on_status(9.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "mission MT-1 ended: completed: landed", ""))
+    authorised, = log.entries(kind=EntryKind.MAINTENANCE_FLIGHT)
+    launch, = log.entries(kind=EntryKind.LAUNCH)
+    assert authorised.seq < launch.seq and authorised.actor == "/uav1/bridge"
+    assert launch.detail == {"flight_kind": "maintenance", "authorization": "allowed: as the bridge knows it"}
+    log.close()
+    flights = weekly_statistics(path)["flights"]
+    assert flights["maintenance"] == 1 and flights["outside_incident"] == 0
+
+
+def test_a_maintenance_launch_with_no_authorisation_on_the_record_is_counted_outside(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path)
+    rec = AuditRecorder(log)
+    rec.on_status(1.0, StatusSeen("uav1", "MT-2", "", Phase.TAKEOFF.value, "", "maintenance"))
+    assert "no maintenance flight authorisation" in log.entries(kind=EntryKind.LAUNCH)[0].detail["authorization"]
+    log.close()
+    assert weekly_statistics(path)["flights"]["outside_incident"] == 1

@@ -10,9 +10,12 @@ import yaml
 from dfr_audit.rules import (
     Authorization,
     FlightRules,
+    IncidentFacts,
     IncidentState,
     authorize_flight,
+    authorize_mission,
     camera_may_point_down,
+    flight_kind,
     must_leave_scene,
 )
 from dfr_common.mission import Phase
@@ -165,3 +168,66 @@ def test_rules_from_yaml_refuse_unknown_or_malformed_settings():
         FlightRules.from_mapping(["protest"])
     rules = FlightRules.from_mapping({"eligible_grades": ["I"], "allow_maintenance_flights": True})
     assert rules.eligible_grades == frozenset({"I"}) and rules.allow_maintenance_flights
+
+
+# --- authorize_mission: a node's own knowledge of the incident, and the flight kind a mission names ---------------
+
+FACTS = IncidentFacts(OPEN, True, "dangerous_driving", "I")
+
+
+def test_a_mission_for_an_open_eligible_incident_known_here_may_fly():
+    decision = authorize_mission("", "INC-1", FACTS)
+    assert decision.allowed and decision.flight_kind == "incident"
+
+
+@pytest.mark.parametrize("known, rule", [
+    (None, "unknown_incident"),
+    (IncidentFacts(CLOSED, True, "dangerous_driving", "I"), "incident_closed"),
+    (IncidentFacts(OPEN, False, "dangerous_driving", "I"), "incident_not_eligible"),
+    (IncidentFacts(OPEN, True, "protest", "I"), "excluded_category"),
+    (IncidentFacts(OPEN, True, "noise", "I"), "category_not_allowed"),
+    (IncidentFacts(OPEN, True, "dangerous_driving", "E"), "grade_not_allowed"),
+])
+def test_a_mission_for_an_incident_not_known_open_and_eligible_is_refused_naming_it(known, rule):
+    decision = authorize_mission("incident", "INC-7", known)
+    assert not decision.allowed and decision.rule == rule
+    assert decision.reason.startswith("incident INC-7")
+
+
+def test_an_incident_mission_naming_no_incident_is_refused():
+    assert authorize_mission("", "", None).rule == "no_incident"
+
+
+def test_maintenance_missions_follow_the_rules_and_may_not_name_an_incident():
+    allowed = FlightRules(allow_maintenance_flights=True)
+    assert authorize_mission("maintenance", "", None).rule == "maintenance_flights_not_allowed"
+    assert authorize_mission("maintenance", "", None, allowed).allowed
+    assert authorize_mission("maintenance", "INC-1", FACTS, allowed).rule == "non_incident_flight_with_incident"
+    assert authorize_mission("maintenance", "INC-X", None, allowed).rule == "non_incident_flight_with_incident"
+    assert authorize_mission("test", "", None, FlightRules(allow_test_flights=True)).flight_kind == "test"
+
+
+@pytest.mark.parametrize("value", ["surveillance", "Incident", None])
+def test_an_unknown_flight_kind_is_an_error(value):
+    with pytest.raises(ValueError, match="flight_kind"):
+        flight_kind(value)
+    with pytest.raises(ValueError, match="flight_kind"):
+        authorize_mission(value, "INC-1", FACTS)
+
+
+def test_empty_flight_kind_is_an_incident_flight():
+    assert flight_kind("") == "incident" and flight_kind("test") == "test"
+
+
+def test_dispatch_and_the_bridges_enforce_the_same_rules_in_step_with_intakes_policy():
+    config = INTAKE_YAML.parent
+    shared = yaml.safe_load((config / "flight_rules.yaml").read_text())["/**"]["ros__parameters"]
+    for own in ("dispatch.yaml", "bridge.yaml"):        # one copy of the rules: no node file overrides it
+        assert "flight_rules" not in next(iter(yaml.safe_load((config / own).read_text()).values()))["ros__parameters"]
+    bridge = shared
+    rules = FlightRules.from_mapping(bridge["flight_rules"])
+    policy = FlightRules.from_mapping(yaml.safe_load(INTAKE_YAML.read_text())["/dfr/intake"]["ros__parameters"]
+                                      ["policy"])
+    assert rules.excluded_categories >= policy.excluded_categories, "the rules exclude all intake excludes"
+    assert rules.eligible_categories <= policy.eligible_categories and rules.eligible_grades <= policy.eligible_grades
+    assert not rules.allow_maintenance_flights and not rules.allow_test_flights, "off unless an operator allows them"

@@ -4,7 +4,9 @@ It serves the ExecuteMission action, turns MAVROS telemetry into a Telemetry sna
 for the MissionSequencer, makes the autopilot requests the sequencer asks for through
 MAVROS's services, streams its setpoints on setpoint_raw/global, and publishes the
 vehicle's VehicleStatus. Everything PX4-specific lives in the sequencer; this module
-is plumbing, plus the last check that a flight answers an open, eligible incident.
+is plumbing, plus the flight rules (dfr_audit.rules) as the bridge itself knows the incidents
+from intake's latched topic: it refuses a mission whose incident is not open and eligible (or
+unknown to it) before arming, and takes a drone home from an incident closed with no recall.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
 from shapely.ops import unary_union
 from std_msgs.msg import Float64
 
+from dfr_audit.rules import Authorization, must_leave_scene
+from dfr_audit.rules_ros import FlightRulesOnNode, flight_rule_params, incident_facts, keep_latest
 from dfr_bridge.endurance import EnduranceEstimator
 from dfr_bridge.follow_limits import FollowLimitsConfig
 from dfr_bridge.mission_sequencer import (
@@ -55,7 +59,7 @@ from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import from_seconds, to_seconds
 from dfr_interfaces.action import ExecuteMission
-from dfr_interfaces.msg import FollowSetpoint, Incident, MissionPhase, VehicleStatus
+from dfr_interfaces.msg import FollowSetpoint, Incident, MissionPhase, MissionPlan, VehicleStatus
 
 # Stream position, velocity feed-forward and yaw; ignore acceleration and yaw rate.
 _SETPOINT_MASK = (GlobalPositionTarget.IGNORE_AFX | GlobalPositionTarget.IGNORE_AFY
@@ -70,19 +74,7 @@ def mission_spec(goal: ExecuteMission.Goal) -> MissionSpec:
         scene=GeoPoint(plan.scene.latitude, plan.scene.longitude, plan.scene.altitude),
         cruise_speed_m_s=plan.cruise_speed_m_s, on_scene_duration_s=plan.on_scene_duration_s,
         return_route=[RoutePoint(w.latitude, w.longitude, w.altitude_rel_m) for w in plan.return_route],
-        standoff_radius_m=plan.standoff_radius_m)
-
-
-def goal_problems(goal: ExecuteMission.Goal, config: SequencerConfig) -> list[str]:
-    """Why the bridge refuses a mission: the incident must be open and eligible, the plan flyable."""
-    problems = []
-    incident = goal.incident
-    if incident.incident_id and not incident.drone_eligible:
-        problems.append(f"incident {incident.incident_id} is not eligible for a drone under the launch policy"
-                        + (f" ({incident.policy_reason})" if incident.policy_reason else ""))
-    if incident.incident_id and incident.state != Incident.STATE_OPEN:
-        problems.append(f"incident {incident.incident_id} is closed")
-    return problems + plan_problems(mission_spec(goal), config)
+        standoff_radius_m=plan.standoff_radius_m, flight_kind=plan.flight_kind or MissionPlan.FLIGHT_KIND_INCIDENT)
 
 
 class BridgeNode(Node):
@@ -140,6 +132,13 @@ class BridgeNode(Node):
             Param("return_margin_s", 60.0, "time kept beyond the estimated flight home before turning back on "
                   "the battery reserve", 0.0, 1200.0),
             Param("gimbal_rate_hz", 2.0, "rate of mount_control commands", 0.2, 20.0),
+            Param("camera_ahead_pitch_deg", 0.0, "camera pitch (MOUNT degrees, 0 level) wherever the flight rules "
+                  "keep it from looking down: in transit, on the way home", -20.0, 20.0),
+            Param("incidents_topic", "/dfr/incidents", "intake's latched incidents, by which missions are checked"),
+            Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+            Param("closed_incident_grace_s", 10.0, "time a drone may stay on a closed incident waiting for "
+                  "dispatch's recall before the bridge takes it home itself", 0.0, 600.0),
+            *flight_rule_params(),
         ])
         if not p.vehicle_id:
             raise ValueError("parameter 'vehicle_id' is empty: a bridge flies one named vehicle")
@@ -159,7 +158,8 @@ class BridgeNode(Node):
             follow_limits=FollowLimitsConfig(max_speed_m_s=p.follow_max_speed_m_s,
                                              min_altitude_m=p.follow_min_altitude_m, max_altitude_m=p.max_altitude_m,
                                              max_distance_m=p.follow_max_distance_m),
-            return_margin_s=p.return_margin_s)
+            return_margin_s=p.return_margin_s, camera_ahead_pitch_deg=p.camera_ahead_pitch_deg)
+        self.flight_rules = FlightRulesOnNode(self, p)
         if p.transit_mode not in ("offboard", "mission"):
             raise ValueError(f"parameter 'transit_mode' is '{p.transit_mode}': use 'offboard' or 'mission'")
         if p.on_scene_pattern not in ("orbit", "hold"):
@@ -182,6 +182,8 @@ class BridgeNode(Node):
         self._calls = itertools.count()
         self._in_flight: dict[int, tuple[Request, float, str]] = {}   # call id -> request, sent, service
         self._detail = ""
+        self.incidents: dict[str, Incident] = {}      # intake's latest revision of each, as this bridge heard it
+        self._closed_since: dict[str, float] = {}     # incident -> when this bridge heard it closed
 
         ns = p.mavros_namespace
         sub = self.create_subscription
@@ -196,6 +198,7 @@ class BridgeNode(Node):
         sub(Float64, f"{ns}/global_position/compass_hdg", self._on_heading, qos.SENSOR_DATA)
         sub(WaypointReached, f"{ns}/mission/reached", self._on_mission_reached, qos.MAVROS_MISSION)
         sub(FollowSetpoint, "follow/setpoint", self._on_follow_setpoint, qos.SENSOR_DATA)
+        sub(Incident, p.incidents_topic, self._on_incident, qos.incidents(p.incident_history_depth))
         self.mavros_clients = {
             "arm": (self.create_client(CommandBool, f"{ns}/cmd/arming"), "cmd/arming"),
             "takeoff": (self.create_client(CommandTOL, f"{ns}/cmd/takeoff"), "cmd/takeoff"),
@@ -265,6 +268,10 @@ class BridgeNode(Node):
                                 msg.altitude_rel_m, (msg.velocity.x, msg.velocity.y, 0.0),
                                 msg.look_at.latitude, msg.look_at.longitude))
 
+    def _on_incident(self, msg: Incident):
+        if keep_latest(self.incidents, msg) and msg.state != Incident.STATE_OPEN:
+            self._closed_since.setdefault(msg.incident_id, self._now())
+
     def _on_home(self, msg: HomePosition):
         self.telemetry.home = GeoPoint(msg.geo.latitude, msg.geo.longitude, msg.geo.altitude)
 
@@ -273,8 +280,19 @@ class BridgeNode(Node):
             self.sequencer.note_autopilot_message(msg.text, self._now())
 
     # ---------------------------------------------------------------- action
+    def _publish_decision(self, decision: Authorization, mission_id: str, incident_id: str):
+        self.flight_rules.publish(decision, self.params.vehicle_id, mission_id, incident_id)
+
     def _on_goal(self, goal: ExecuteMission.Goal) -> GoalResponse:
         mission_id = goal.plan.mission_id or "(no id)"
+        # The incident as this bridge heard it from intake, never as the goal describes it.
+        incident_id = goal.incident.incident_id
+        decision = self.flight_rules.authorize(goal.plan.flight_kind, incident_id, self.incidents.get(incident_id))
+        if not decision.allowed:
+            self.get_logger().error(f"refused mission {mission_id} by the flight rules ({decision.rule}): "
+                                    f"{decision.reason}")
+            self._publish_decision(decision, mission_id, incident_id)
+            return GoalResponse.REJECT
         if self._busy:
             current = self.sequencer.spec.mission_id if self.sequencer else "a mission"
             if not goal.plan.retask_in_flight:
@@ -289,12 +307,15 @@ class BridgeNode(Node):
             self.get_logger().warning(f"refused mission {mission_id}: it is planned from the vehicle's position "
                                       "in flight, and the vehicle is not flying a mission")
             return GoalResponse.REJECT
-        problems = goal_problems(goal, self.sequencer_config)
+        problems = plan_problems(mission_spec(goal), self.sequencer_config)
         if problems:
             self.get_logger().error(f"refused mission {mission_id}: {'; '.join(problems)}")
             return GoalResponse.REJECT
         self._retask_pending = self._busy
         self._busy = True     # before the next goal is looked at: one mission at a time
+        if decision.flight_kind != MissionPlan.FLIGHT_KIND_INCIDENT:
+            self.get_logger().warning(f"mission {mission_id}: {decision.reason}")
+            self._publish_decision(decision, mission_id, incident_id)
         return GoalResponse.ACCEPT
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
@@ -371,12 +392,34 @@ class BridgeNode(Node):
         self.telemetry.now_s = now
         self.telemetry.flight_time_remaining_s = self.endurance.remaining_s(self.telemetry.battery_fraction)
         self._expire_calls(now)
+        self._leave_closed_incident(seq, now)
         for request in seq.update(self.telemetry):
             self._send(request, now)
         if seq.setpoint is not None:
             self._publish_setpoint(seq)
         if seq.done and not self._mission_done.done():
             self._mission_done.set_result(True)
+
+    def _leave_closed_incident(self, seq: MissionSequencer, now: float):
+        """No loitering: dispatch recalls a drone when its incident closes; should the recall not come
+        within closed_incident_grace_s, the bridge sends the drone home itself and says so."""
+        spec = seq.spec
+        if spec.flight_kind != MissionPlan.FLIGHT_KIND_INCIDENT or seq.leaving or seq.phase in (
+                Phase.RETURN, Phase.LAND):
+            return
+        known = incident_facts(self.incidents.get(spec.incident_id))
+        if not must_leave_scene(known.state if known else None):
+            return
+        closed_for = now - self._closed_since.setdefault(spec.incident_id, now)
+        if closed_for < self.params.closed_incident_grace_s:
+            return
+        reason = (f"incident {spec.incident_id} closed {closed_for:.0f} s ago and no recall came: the drone "
+                  f"left in {seq.phase.name.lower()} for its base")
+        self.get_logger().warning(f"mission {spec.mission_id}: {reason}")
+        seq.leave(reason)
+        self._detail = f"mission {spec.mission_id}: {reason}"
+        self._publish_decision(Authorization(False, reason, "no_loitering_after_close", spec.flight_kind),
+                               spec.mission_id, spec.incident_id)
 
     def _send(self, request: Request, now: float):
         client, service = self.mavros_clients[request.kind]
@@ -475,6 +518,7 @@ class BridgeNode(Node):
             flight_time_remaining_s=float(self.endurance.remaining_s(t.battery_fraction)),
             mission_id=seq.spec.mission_id if flying_mission else "",
             incident_id=seq.spec.incident_id if flying_mission else "",
+            flight_kind=seq.spec.flight_kind if flying_mission else "",
             phase=MissionPhase(value=seq.phase.value if flying_mission else Phase.IDLE.value),
             relief_needed=flying_mission and seq.relief_needed, detail=self._detail)
         status.available = (not self._busy and status.connected and not t.armed

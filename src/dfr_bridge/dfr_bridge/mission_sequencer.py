@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from shapely.geometry import Polygon
 
+from dfr_audit.rules import camera_may_point_down
 from dfr_bridge.follow_limits import FollowLimits, FollowLimitsConfig
 from dfr_bridge.route_follower import FollowerConfig, RouteFollower
 from dfr_common import px4
@@ -69,6 +70,7 @@ class MissionSpec:
     on_scene_duration_s: float      # 0: until canceled
     return_route: list[Waypoint]
     standoff_radius_m: float = 0.0  # orbit radius about the scene; 0: hold at the route's end
+    flight_kind: str = "incident"   # dfr_audit.rules.FLIGHT_KINDS: what the flight is for
 
 
 @dataclass
@@ -94,6 +96,7 @@ class SequencerConfig:
     follow_timeout_s: float = 2.0           # follow setpoints older than this: back to the on-scene pattern
     follow_limits: FollowLimitsConfig = field(default_factory=FollowLimitsConfig)
     return_margin_s: float = 60.0           # kept beyond the estimated time home before turning back
+    camera_ahead_pitch_deg: float = 0.0     # MOUNT pitch where the camera may not look down: ahead, not at people
 
 
 @dataclass(frozen=True)
@@ -111,12 +114,11 @@ class FollowTarget:
 
 
 def plan_problems(spec: MissionSpec, config: SequencerConfig) -> list[str]:
-    """Why a mission cannot be flown as planned, whatever the vehicle's state; empty when it can."""
+    """Why a mission cannot be flown as planned, whatever the vehicle's state; empty when it can.
+    Whether it may fly at all (its incident, its flight kind) is the flight rules' (dfr_audit.rules)."""
     problems = []
     if not spec.mission_id:
         problems.append("the plan has no mission_id")
-    if not spec.incident_id:
-        problems.append("the mission names no incident: every flight must answer one")
     if not spec.route:
         problems.append("the plan has no route")
     for name, points in (("route", spec.route), ("return_route", spec.return_route)):
@@ -206,7 +208,7 @@ class MissionSequencer:
         self.takeoff_time_s: float | None = None
         self.landed_time_s: float | None = None
         self.distance_flown_m = 0.0
-        self.gimbal: tuple[float, float] = (0.0, 0.0)   # (pitch, yaw) in MOUNT degrees for the camera
+        self.gimbal: tuple[float, float] = (config.camera_ahead_pitch_deg, 0.0)   # (pitch, yaw), MOUNT degrees
         self.relief_needed = False                        # coming home on the battery reserve
         self.follow_limits_hit: tuple[str, ...] = ()      # which limits held the latest follow setpoint
         self.track_id = ""                                # the target being followed, if any
@@ -226,6 +228,7 @@ class MissionSequencer:
         self._follower: RouteFollower | None = None
         self._hold: np.ndarray | None = None
         self._canceled = False
+        self._leave_reason = ""                    # why a flight rule ended the mission early
         self._started = False
         self._requests: list[Request] = []
         self._autopilot_message = ("", -math.inf)
@@ -286,6 +289,16 @@ class MissionSequencer:
     def cancel(self) -> None:
         """The client canceled: come home and land, or stand down if still on the ground."""
         self._canceled = True
+
+    def leave(self, reason: str) -> None:
+        """A flight rule ends the mission (its incident closed): come home as on a cancel, saying why."""
+        if not self._canceled:
+            self._canceled, self._leave_reason = True, reason
+
+    @property
+    def leaving(self) -> bool:
+        """Canceled or sent home by a rule: on its way back or standing down."""
+        return self._canceled
 
     def follow(self, target: FollowTarget) -> None:
         """The follow controller's latest setpoint; flown on scene while fresh."""
@@ -352,7 +365,7 @@ class MissionSequencer:
     # ----------------------------------------------------------------- phases
     def _preflight(self, t: Telemetry) -> None:
         if self._canceled:
-            self._finish(Outcome.CANCELED, "canceled before take-off")
+            self._finish(Outcome.CANCELED, self._leave_reason or "canceled before take-off")
             return
         problems = self._preflight_problems(t)
         if not problems:
@@ -390,7 +403,7 @@ class MissionSequencer:
         cfg = self.config
         if self._step == "arm":
             if self._canceled:
-                self._finish(Outcome.CANCELED, "canceled before take-off")
+                self._finish(Outcome.CANCELED, self._leave_reason or "canceled before take-off")
                 return
             if Request("arm") in self._acknowledged or t.armed:
                 self._set_step("takeoff")
@@ -471,9 +484,14 @@ class MissionSequencer:
         self.distance_to_go_m = remaining
         self.eta_s = remaining / self.spec.cruise_speed_m_s
 
-    def _on_scene(self, t: Telemetry) -> None:
+    def _time_on_scene_over(self, t: Telemetry) -> bool:
+        """The plan's time on scene counts from arrival, following included: a chase does not keep a drone
+        out beyond what the control room asked for (a relief or a new mission takes over)."""
         duration = self.spec.on_scene_duration_s
-        if self._canceled or (duration > 0 and t.now_s - self.on_scene_since_s >= duration):
+        return duration > 0 and t.now_s - self.on_scene_since_s >= duration
+
+    def _on_scene(self, t: Telemetry) -> None:
+        if self._canceled or self._time_on_scene_over(t):
             self._start_route(Phase.RETURN, self.spec.return_route, t)
             return
         if self._follow_fresh(t):
@@ -507,7 +525,7 @@ class MissionSequencer:
 
     def _follow_target_phase(self, t: Telemetry) -> None:
         """Fly the follow controller's setpoints, clamped to the mission's limits, camera on the target."""
-        if self._canceled:
+        if self._canceled or self._time_on_scene_over(t):
             self._start_route(Phase.RETURN, self.spec.return_route, t)
             return
         target = self._follow_target
@@ -546,14 +564,15 @@ class MissionSequencer:
 
     # ----------------------------------------------------------- the camera
     def _aim_camera(self, t: Telemetry) -> None:
-        """Level in transit and on the way home; on the scene or the target only there (the policy)."""
-        if self.phase in (Phase.ON_SCENE, Phase.FOLLOW) and self._look_at is not None and \
+        """On the scene or the target only where the flight rules let the camera look down; ahead elsewhere."""
+        tracking = self.phase == Phase.FOLLOW and self._follow_fresh(t)
+        if camera_may_point_down(self.phase, tracking) and self._look_at is not None and \
                 self._position is not None:
             heading = t.heading_enu if math.isfinite(t.heading_enu) else (
                 self.setpoint.yaw_enu if self.setpoint else math.pi / 2)
             self.gimbal = mount_angles_to(self._position, heading, self._look_at)
         else:
-            self.gimbal = (0.0, 0.0)
+            self.gimbal = (self.config.camera_ahead_pitch_deg, 0.0)
 
     # ------------------------------------------------------ battery reserve
     def _check_battery_reserve(self, t: Telemetry) -> None:
@@ -602,6 +621,8 @@ class MissionSequencer:
             if self.relief_needed:
                 self._finish(Outcome.BATTERY_RESERVE, f"came home on the battery reserve ({self._reserve_reason}); "
                              "landed on the base")
+            elif self._leave_reason:
+                self._finish(Outcome.COMPLETED, f"{self._leave_reason}; returned and landed on the base")
             elif self._canceled:
                 self._finish(Outcome.CANCELED, "canceled; returned and landed on the base")
             else:

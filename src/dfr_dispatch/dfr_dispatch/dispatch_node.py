@@ -2,7 +2,9 @@
 
 It keeps the fleet picture from every vehicle's VehicleStatus, picks a drone for each
 open, eligible incident, sends the mission, and follows it to its result: an incident
-whose drone never reached the scene goes back in the queue for another.
+whose drone never reached the scene goes back in the queue for another. Only incidents the
+flight rules (dfr_audit.rules) allow are dispatched; a refusal of its own is published for the
+audit log.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from rclpy.action import ActionClient
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
+from dfr_audit.rules_ros import FlightRulesOnNode, flight_rule_params, keep_latest
 from dfr_common.fleet import load_fleet
 from dfr_common.geodesy import ground_distance_m
 from dfr_common.grading import urgency
@@ -84,7 +87,9 @@ class DispatchNode(Node):
                   1.0, 60.0),
             Param("goal_response_timeout_s", 5.0, "time for a bridge to accept or refuse a mission", 1.0, 60.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+            *flight_rule_params(),
         ])
+        self.flight_rules = FlightRulesOnNode(self, p)
         if not p.fleet_file:
             raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
         self.fleet = load_fleet(p.fleet_file)
@@ -108,6 +113,7 @@ class DispatchNode(Node):
         self.superseded: dict[str, Assignment] = {}     # incident -> a late drone's mission, still flying
         self.relief_pending: dict[str, Assignment] = {}  # incident -> the mission on scene a relief will take over
         self._mission_counter = 0
+        self._rule_refusals: set[tuple[str, str]] = set()   # (incident, rule) whose refusal is published
 
         self.create_subscription(Incident, "incidents", self._on_incident,
                                  qos.incidents(p.incident_history_depth))
@@ -141,11 +147,7 @@ class DispatchNode(Node):
 
     # ----------------------------------------------------------------- inputs
     def _on_incident(self, msg: Incident):
-        known = self.incidents.get(msg.incident_id)
-        if known is not None and known.revision >= msg.revision:
-            return
-        self.incidents[msg.incident_id] = msg
-        if msg.state != Incident.STATE_CLOSED:
+        if not keep_latest(self.incidents, msg) or msg.state != Incident.STATE_CLOSED:
             return
         # Every drone on it comes home: its own, one a relief is replacing, and a late one.
         for assignment in (self.assignments.get(msg.incident_id), self.relief_pending.get(msg.incident_id),
@@ -229,10 +231,24 @@ class DispatchNode(Node):
         self.get_logger().warning(f"{incident_id}: {msg.vehicle_id} returns on its battery reserve: sending relief")
 
     # --------------------------------------------------------------- decisions
+    def _flight_allowed(self, incident: Incident) -> bool:
+        """The flight rules on the incident. Intake's own decisions (closed, not eligible) are on the record
+        already; a refusal of the rules' own (an excluded category, say) is published once per incident and rule."""
+        decision = self.flight_rules.authorize(MissionPlan.FLIGHT_KIND_INCIDENT, incident.incident_id, incident)
+        if decision.allowed or decision.rule in ("incident_closed", "incident_not_eligible"):
+            return decision.allowed
+        self.queue_reasons[incident.incident_id] = f"refused by the flight rules: {decision.reason}"
+        key = (incident.incident_id, decision.rule)
+        if key not in self._rule_refusals:
+            self._rule_refusals.add(key)
+            self.get_logger().error(f"{incident.incident_id} not dispatched ({decision.rule}): {decision.reason}")
+            self.flight_rules.publish(decision, "", "", incident.incident_id)
+        return False
+
     def _waiting(self) -> list[Incident]:
         waiting = [i for i in self.incidents.values()
-                   if i.state == Incident.STATE_OPEN and i.drone_eligible
-                   and i.incident_id not in self.assignments and i.incident_id not in self.attended]
+                   if i.incident_id not in self.assignments and i.incident_id not in self.attended
+                   and self._flight_allowed(i)]
         return sorted(waiting, key=lambda i: (urgency(i.grade), to_seconds(i.calls[0].call_time)
                                               if i.calls else 0.0))
 
@@ -384,7 +400,7 @@ class DispatchNode(Node):
             on_scene_duration_s=self.plan_config.on_scene_duration_s,
             return_route=[GeoWaypoint(latitude=w.latitude, longitude=w.longitude,
                                       altitude_rel_m=w.altitude_rel_m) for w in plan.return_route],
-            retask_in_flight=start is not None))
+            retask_in_flight=start is not None, flight_kind=MissionPlan.FLIGHT_KIND_INCIDENT))
         goal.plan.scene = incident.location
         origin = (home.latitude, home.longitude) if start is None else start
         first = (*origin, plan.route[0].altitude_rel_m if plan.route else 0.0)
