@@ -14,6 +14,8 @@ SCENARIO ?= scenarios/islington_evening_peak.yaml
 FLEET ?= fleet/islington.yaml
 SPEED ?= 10
 VEHICLES ?= 0
+# FOXGLOVE=1: serve the live graph to the Foxglove app on ws://127.0.0.1:8765 (config/foxglove_server.yaml)
+FOXGLOVE ?=
 # Extra pytest arguments: make test PYTEST_ARGS="-k bridge -x"
 PYTEST_ARGS ?=
 
@@ -42,7 +44,7 @@ test: build
 
 demo: build
 	$(ENV) python -m dfr_bringup.runner --config-dir config --fleet $(FLEET) --scenario $(SCENARIO) \
-		--speed $(SPEED) --vehicles $(VEHICLES) --runs-dir runs --progress
+		--speed $(SPEED) --vehicles $(VEHICLES) --runs-dir runs --progress $(if $(filter 1,$(FOXGLOVE)),--foxglove)
 
 bench: build
 	$(ENV) python tests/bench/run_benchmarks.py --output-dir runs/bench

@@ -2,12 +2,14 @@
 
     colcon build --symlink-install && source install/setup.bash
     ros2 launch launch/sim.launch.py
-    ros2 launch launch/sim.launch.py speed:=20 scenario:=scenarios/foundation_single_call.yaml vehicles:=3
+    ros2 launch launch/sim.launch.py speed:=20 vehicles:=3 \
+        scenario:=scenarios/foundation_single_call.yaml
 
-Starts the simulator, intake, dispatch, one bridge per vehicle of the fleet file (or of its
-first `vehicles`), perception, follow, the audit log, the scenario feed and the run recorder, with the parameter files in config/, and ends the
-run when the recorder exits. The node list is dfr_bringup.graph.sim_graph(), the same
-list the project's runner starts where `ros2 launch` is not installed (`make demo`);
+Starts the simulator, the cameras, intake, dispatch, one bridge per vehicle of the fleet
+file (or of its first `vehicles`), perception, follow, the audit log, the bag recorder, the
+scenario feed and the run recorder, with the parameter files in config/, and ends the run
+when the recorder exits. The node list is dfr_bringup.graph.sim_graph(), the same list the
+project's runner starts where `ros2 launch` is not installed (`make demo`);
 tests/test_launch_graph.py checks that this file turns each of its entries into a
 launch_ros Node as the runner does.
 """
@@ -34,7 +36,8 @@ def launch_setup(context):
                  output_dir=Path(output_dir) if output_dir else make_run_dir(REPO / "runs"),
                  speed=float(LaunchConfiguration("speed").perform(context)),
                  world_file=config_path(CONFIG_DIR, LaunchConfiguration("world").perform(context)),
-                 vehicles=int(LaunchConfiguration("vehicles").perform(context)))
+                 vehicles=int(LaunchConfiguration("vehicles").perform(context)),
+                 foxglove=LaunchConfiguration("foxglove").perform(context).lower() in ("true", "1"))
     actions = []
     for spec in sim_graph(run):
         actions += dfr_node_actions(spec, CONFIG_DIR)     # the run ends when the recorder says so
@@ -51,6 +54,8 @@ def generate_launch_description():
         DeclareLaunchArgument("speed", default_value="10.0", description="sim seconds per wall second"),
         DeclareLaunchArgument("vehicles", default_value="0",
                               description="fly the fleet's first N vehicles (the others stay docked); 0: all"),
+        DeclareLaunchArgument("foxglove", default_value="false",
+                              description="true: serve the live graph to the Foxglove app on ws://127.0.0.1:8765"),
         output_dir_argument(),
         OpaqueFunction(function=launch_setup),
     ])

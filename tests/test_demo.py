@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rosbags.highlevel import AnyReader
+
 from dfr_audit.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,4 +52,11 @@ def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
         assert (run_dir / name).stat().st_size > 0, name
     assert "CAD-TEST" in (run_dir / "report.md").read_text() or "INC-" in (run_dir / "report.md").read_text()
     assert verify(run_dir / "audit_log.sqlite").ok
+    # The bag: rosbag2's MCAP layout, read by rosbags; the record keeps the target, never the other tracks.
+    with AnyReader([run_dir / "bag.mcap"]) as bag:
+        topics = {c.topic: c for c in bag.connections}
+        assert {"/dfr/incidents", "/uav1/vehicle_status", "/uav1/perception/target", "/clock"} <= set(topics)
+        assert not [t for t in topics if t.endswith(("/perception/tracks", "/camera/image_raw"))]
+        incidents = [bag.deserialize(raw, c.msgtype) for c, _, raw in bag.messages([topics["/dfr/incidents"]])]
+        assert {i.incident_id for i in incidents} == {i["incident_id"] for i in metrics["per_incident"]}
     assert "Traceback" not in (run_dir / "graph.log").read_text()

@@ -19,5 +19,7 @@ setup(
     entry_points={"console_scripts": [
         "run_graph = dfr_bringup.runner:main",
         "run_recorder = dfr_bringup.run_recorder_node:main",
+        "bag_recorder = dfr_bringup.bag_recorder_node:main",
+        "foxglove_server = dfr_bringup.foxglove_server_node:main",
     ]},
 )

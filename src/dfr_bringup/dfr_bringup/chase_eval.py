@@ -42,7 +42,7 @@ from dfr_follow.follow_controller import (
     target_in_view,
 )
 from dfr_perception.detection import iou_matrix
-from dfr_perception.motion_detector import MotionDetector, MotionDetectorConfig
+from dfr_perception.motion_detector import MotionDetector, config_for_frame_rate
 from dfr_perception.pipeline import CameraPose, PerceptionPipeline, TargetKeeper
 from dfr_perception.target_selection import TargetCriteria
 from dfr_perception.tracker import TrackerConfig
@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parents[3]
 @dataclass(frozen=True)
 class ChaseConfig:
     duration_s: float = 120.0
-    frame_rate_hz: float = 10.0
+    frame_rate_hz: float = 5.0                  # the graph's camera rate_hz and perception max_rate_hz
     width: int = 640
     height: int = 480
     horizontal_fov_deg: float = 80.0
@@ -171,7 +171,8 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
     camera = CameraModel(config.width, config.height, math.radians(config.horizontal_fov_deg))
     renderer = CameraRenderer(ground_texture_of(street, 1, 0.25), camera, RenderConfig(noise_std=1.5))
     k = camera.k
-    pipeline = PerceptionPipeline(MotionDetector(MotionDetectorConfig(processing_width=config.processing_width)),
+    pipeline = PerceptionPipeline(MotionDetector(config_for_frame_rate(config.frame_rate_hz,
+                                                                       processing_width=config.processing_width)),
                                   TrackerConfig(high_score=config.high_score, new_track_score=config.new_track_score))
     keeper = TargetKeeper()
     keeper.set_incident(TargetCriteria.from_incident(call.get("category", ""), call.get("description", ""),
@@ -272,7 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, default=120.0, help="sim seconds of chase")
     parser.add_argument("--gps-error", type=float, default=0.0, help="metres of position error in the pose")
     parser.add_argument("--seed", type=int, default=7, help="seed of the background traffic")
-    parser.add_argument("--frame-rate", type=float, default=10.0,
+    parser.add_argument("--frame-rate", type=float, default=ChaseConfig.frame_rate_hz,
                         help="images per second the pipeline sees (the graph's perception max_rate_hz)")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     args = parser.parse_args(argv)

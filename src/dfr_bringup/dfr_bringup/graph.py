@@ -52,6 +52,7 @@ class SimRun:
     speed: float = 10.0
     world_file: Path | None = None             # street map of the ground actors; None: config/world/islington
     vehicles: int = 0                          # bridges for the fleet's first N vehicles; 0: all of them
+    foxglove: bool = False                     # serve the live graph to the Foxglove app (ws://127.0.0.1:8765)
 
     @property
     def world(self) -> Path:
@@ -96,10 +97,10 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
         NodeSpec("dfr_intake", "intake_node", "intake", "/dfr", ("intake.yaml",),
                  {**clock, "operating_area_file": str(run.config_dir / "airspace" / "operating_area.geojson"),
                   "journal_file": str(run.output_dir / "intake_journal.sqlite")}),
-        NodeSpec("dfr_dispatch", "dispatch_node", "dispatch", "/dfr", ("dispatch.yaml",),
+        NodeSpec("dfr_dispatch", "dispatch_node", "dispatch", "/dfr", ("dispatch.yaml", "flight_rules.yaml"),
                  {**clock, "fleet_file": str(run.fleet_file),
                   "airspace_file": str(run.config_dir / "airspace" / "london_restrictions.geojson")}),
-        *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml",),
+        *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml", "flight_rules.yaml"),
                    {**clock, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id,
                     "permitted_area_file": str(run.config_dir / "airspace" / "operating_area.geojson")})
           for vehicle in vehicles),
@@ -113,6 +114,10 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                  {**clock, "fleet_file": str(run.fleet_file), "vehicles": [v.vehicle_id for v in vehicles],
                   "log_file": str(run.output_dir / "audit_log.sqlite")}),
     ]
+    if run.output_dir is not None:
+        # The run's topics, for Foxglove, rosbags and `ros2 bag`; the run does not end with it.
+        nodes.append(NodeSpec("dfr_bringup", "bag_recorder", "bag_recorder", "/dfr", ("bag_recorder.yaml",),
+                              {**clock, "output_path": str(run.output_dir / "bag.mcap")}))
     if scenario:
         nodes.append(NodeSpec("dfr_intake", "scenario_feed", "scenario_feed", "/dfr", (),
                               {**clock, "scenario_file": scenario}))
@@ -124,6 +129,12 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
     return nodes
 
 
+def foxglove_node(use_sim_time: bool = True) -> NodeSpec:
+    """The live view of the graph for the Foxglove app, for users without rviz2."""
+    return NodeSpec("dfr_bringup", "foxglove_server", "foxglove_server", "/dfr", ("foxglove_server.yaml",),
+                    {"use_sim_time": bool(use_sim_time)})
+
+
 def sim_graph(run: SimRun) -> list[NodeSpec]:
     """Simulator, intake, dispatch, one bridge per vehicle, the cameras, the scenario feed and the recorder."""
     fleet_ids = list(load_fleet(run.fleet_file).vehicles)
@@ -133,7 +144,7 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
     camera = NodeSpec("dfr_sim", "camera_node", "camera", "/", ("camera.yaml",),
                       {"use_sim_time": True, "fleet_file": str(run.fleet_file), "world_file": str(run.world)})
     at = next(i for i, spec in enumerate(dfr) if spec.name in ("scenario_feed", "run_recorder"))
-    on_sim_time = [*dfr[:at], camera, *dfr[at:]]
+    on_sim_time = [*dfr[:at], camera, *dfr[at:]] + ([foxglove_node(use_sim_time=True)] if run.foxglove else [])
     # The recorder scores the chase against ground truth through the same camera the drones carry.
     lens = (load_yaml(run.config_dir / "camera.yaml", ValueError, "camera parameters").get("/camera") or {}).get(
         "ros__parameters", {})

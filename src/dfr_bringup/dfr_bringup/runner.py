@@ -179,13 +179,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="keep node output in the log file only")
     parser.add_argument("--progress", action="store_true",
                         help="show a live progress table (node output goes to the log file only)")
+    parser.add_argument("--foxglove", action="store_true",
+                        help="serve the live graph to the Foxglove app: connect it to ws://127.0.0.1:8765")
     args = parser.parse_args(argv)
 
     config_dir = args.config_dir.resolve()
     run_dir = make_run_dir(args.runs_dir.resolve())
     run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
                  scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed,
-                 world_file=config_dir / args.world, vehicles=args.vehicles)
+                 world_file=config_dir / args.world, vehicles=args.vehicles, foxglove=args.foxglove)
     try:
         specs = apply_overrides(sim_graph(run), args.param)
     except ValueError as err:
@@ -215,7 +217,7 @@ def main(argv=None) -> int:
         code = 130
     finally:
         graph.stop()
-    for name in ("metrics.json", "report.md", "bag"):
+    for name in ("metrics.json", "report.md", "bag.mcap", "audit_log.sqlite"):
         if (run_dir / name).exists():
             print(f"[runner] {name}: {run_dir / name}", flush=True)
     return code

@@ -67,7 +67,9 @@ def test_the_dfr_part_without_a_scenario_has_no_feed_and_the_recorder_keeps_a_sh
     nodes = dfr_nodes(run, use_sim_time=False, vehicle_ids=("uav2",), recorder_ends_run=False)
     assert [s.fully_qualified_name for s in nodes] == ["/dfr/intake", "/dfr/dispatch", "/uav2/bridge",
                                                        "/dfr/perception", "/dfr/follow", "/dfr/audit",
-                                                       "/dfr/run_recorder"]
+                                                       "/dfr/bag_recorder", "/dfr/run_recorder"]
+    bag = next(s for s in nodes if s.name == "bag_recorder")
+    assert bag.overrides["output_path"] == "/tmp/run/bag.mcap" and not bag.required
     assert all(s.overrides["vehicles"] == ["uav2"] for s in nodes if s.name in ("perception", "follow", "audit"))
     assert all(s.overrides["use_sim_time"] is False for s in nodes)
     assert nodes[-1].overrides["scenario_file"] == "" and not nodes[-1].required
