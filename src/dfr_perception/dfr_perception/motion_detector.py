@@ -168,6 +168,18 @@ class MotionDetectorConfig:
         return self.min_agreeing_references or len(self.reference_lags_frames) // 2 + 1
 
 
+def config_for_frame_rate(frame_rate_hz: float, reference_lags_s=(0.4, 0.8, 1.2), warm_up_s: float = 3.0,
+                          **settings) -> MotionDetectorConfig:
+    """A configuration whose look-back is set in seconds: the lags and the warm-up that work for a fast
+    rider at one frame rate are the same lengths of time at another (at 5 images a second, 2, 4 and 6
+    frames; at 10, 4, 8 and 12)."""
+    if not frame_rate_hz > 0:
+        raise ValueError(f"frame_rate_hz must be positive, got {frame_rate_hz}")
+    lags = sorted({max(1, round(lag * frame_rate_hz)) for lag in reference_lags_s})
+    warm_up = max(max(lags), round(warm_up_s * frame_rate_hz))
+    return MotionDetectorConfig(reference_lags_frames=tuple(lags), warm_up_frames=warm_up, **settings)
+
+
 @dataclass
 class _Reference:
     image: np.ndarray               # blurred grey, processing size

@@ -33,7 +33,7 @@ from dfr_common.ros.vehicle_pose import VehiclePose
 from dfr_interfaces.msg import Incident, Target, Track, TrackArray, VehicleStatus
 from dfr_interfaces.srv import SelectTarget
 from dfr_perception.dnn_detector import DnnDetectorConfig, make_detector
-from dfr_perception.motion_detector import MotionDetectorConfig
+from dfr_perception.motion_detector import config_for_frame_rate
 from dfr_perception.pipeline import CameraPose, GroundTrack, PerceptionPipeline, TargetKeeper
 from dfr_perception.privacy import PrivacyConfig, blur_except
 from dfr_perception.target_selection import TargetCriteria
@@ -83,8 +83,12 @@ class PerceptionNode(Node):
             Param("tracker_high_score", 0.35, "detections at least this confident are matched first", 0.0, 1.0),
             Param("tracker_new_track_score", 0.4, "an unmatched detection at least this confident starts a track "
                   "(a dark e-bike on a dark road scores 0.4 to 0.55 with the motion detector)", 0.0, 1.0),
-            Param("max_rate_hz", 10.0, "images processed per sim second per drone at most; others are skipped",
-                  0.1, 60.0),
+            Param("max_rate_hz", 10.0, "images processed per sim second per drone at most; others are skipped "
+                  "(the camera should send at least this many)", 0.1, 60.0),
+            Param("motion_reference_lags_s", [0.4, 0.8, 1.2], "how far back the motion detector compares each "
+                  "image, seconds (frames at max_rate_hz)"),
+            Param("motion_warm_up_s", 3.0, "after a start or a lost camera motion, how long before the motion "
+                  "detector trusts its background, seconds", 0.1, 60.0),
             Param("publish_redacted_image", False, "publish <vehicle>/perception/image_redacted: everything but "
                   "the target blurred, for any recording of the video"),
             Param("redaction", "blur", "'blur' or 'pixelate' for the redacted image"),
@@ -109,8 +113,10 @@ class PerceptionNode(Node):
         self.pubs = {}
         warned = False
         for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+            motion = config_for_frame_rate(p.max_rate_hz, tuple(p.motion_reference_lags_s), p.motion_warm_up_s,
+                                           processing_width=p.processing_width)
             detector, warning = make_detector(
-                p.detector, MotionDetectorConfig(processing_width=p.processing_width),
+                p.detector, motion,
                 DnnDetectorConfig(model_path=p.dnn_model_path) if p.detector == "dnn" else None)
             if warning and not warned:
                 self.get_logger().warning(warning)

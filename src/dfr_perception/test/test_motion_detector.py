@@ -341,3 +341,14 @@ def test_finds_vehicles_and_a_walker_in_the_simulators_view():
     checked = frames - WARM_UP
     assert found[0] >= 0.9 * checked and found[1] >= 0.9 * checked, found
     assert found[2] >= 0.6 * checked, found             # a walker is 4 pixels across and slow
+
+
+def test_a_look_back_set_in_seconds_is_the_same_time_at_any_frame_rate():
+    from dfr_perception.motion_detector import config_for_frame_rate
+    five = config_for_frame_rate(5.0, (0.4, 0.8, 1.2), 3.0, processing_width=320)
+    ten = config_for_frame_rate(10.0, (0.4, 0.8, 1.2), 3.0)
+    assert five.reference_lags_frames == (2, 4, 6) and five.warm_up_frames == 15 and five.processing_width == 320
+    assert ten.reference_lags_frames == (4, 8, 12) and ten.warm_up_frames == 30
+    assert config_for_frame_rate(1.0, (0.1, 0.2), 0.5).reference_lags_frames == (1,)   # never under one frame
+    with pytest.raises(ValueError, match="frame_rate_hz"):
+        config_for_frame_rate(0.0)
