@@ -98,7 +98,7 @@ class FollowNode(Node):
         for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
             drone = self.drones[vehicle_id] = _Drone(vehicle_id)
             ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
-            drone.pose.subscribe(self, mavros)
+            drone.pose.subscribe(self, mavros, moving=False)     # followed while on scene
             sub = self.create_subscription
             sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
             sub(Target, f"{ns}/perception/target", lambda m, d=drone: self._on_target(d, m), qos.RELIABLE)
@@ -114,6 +114,7 @@ class FollowNode(Node):
     def _on_status(self, drone: _Drone, msg: VehicleStatus):
         drone.status = msg
         on_scene = msg.phase.value in _ON_SCENE and bool(msg.mission_id)
+        drone.pose.follow_motion(on_scene)
         if not on_scene or msg.mission_id != drone.mission_id:
             drone.controller, drone.mission_id, drone.tracking = None, "", False
         if on_scene and drone.controller is None and drone.pose.frame is not None:

@@ -124,7 +124,7 @@ class PerceptionNode(Node):
             tracking = TrackerConfig(high_score=p.tracker_high_score, new_track_score=p.tracker_new_track_score)
             drone = self.drones[vehicle_id] = _Drone(vehicle_id, PerceptionPipeline(detector, tracking), TargetKeeper())
             ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
-            drone.pose.subscribe(self, mavros)
+            drone.pose.subscribe(self, mavros, moving=False)     # followed while its camera is read
             sub = self.create_subscription
             sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
             sub(Quaternion, f"{mavros}/mount_control/orientation", lambda m, d=drone: self._on_gimbal(d, m),
@@ -166,6 +166,7 @@ class PerceptionNode(Node):
                                                            or drone.keeper.criteria.prefer_fast)
         watching = msg.phase.value in _WATCHING and bool(msg.mission_id) and (self.params.watch == "all"
                                                                                or described)
+        drone.pose.follow_motion(watching)
         if watching and drone.image_subscription is None:
             drone.image_subscription = self.create_subscription(
                 Image, f"/{drone.vehicle_id}/camera/image_raw", lambda m, d=drone: self._on_image(d, m),
