@@ -87,7 +87,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
     for msg in sent_incidents:                  # before the recorder exists: only a latched subscription gets them
         incidents.publish(msg)
     chatter = source.create_publisher(String, "/dfr/chatter", qos.RELIABLE)
-    pose = source.create_publisher(PoseStamped, "/uav1/mavros/local_position/pose", qos.SENSOR_DATA)
+    pose = source.create_publisher(PoseStamped, "/uav1/mavros/vision_pose/pose", qos.SENSOR_DATA)
     redacted = source.create_publisher(Image, "/uav1/perception/image_redacted", qos.SENSOR_DATA)
     raw_image = source.create_publisher(Image, "/uav1/camera/image_raw", qos.SENSOR_DATA)
     clock = source.create_publisher(Clock, "/clock", 10)
@@ -98,7 +98,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
     executor.add_node(source)
     executor.add_node(recorder)
     try:
-        expected = {"/dfr/incidents", "/dfr/chatter", "/uav1/mavros/local_position/pose",
+        expected = {"/dfr/incidents", "/dfr/chatter", "/uav1/mavros/vision_pose/pose",
                     "/uav1/perception/image_redacted", "/clock"}
         _spin_until(executor, lambda: expected <= set(recorder.subscriptions_by_topic), 20, "the recorder's topics")
         assert "/uav1/camera/image_raw" not in recorder.subscriptions_by_topic
@@ -163,7 +163,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
     sim_window = (SIM_START_S * 1e9, (SIM_START_S + TICKS * TICK_S) * 1e9)
     assert all(sim_window[0] <= t <= sim_window[1] for t, _, _ in got["/dfr/chatter"])
     # Best effort: the recorder took best effort to hear this publisher at all.
-    poses = [m.pose.position.x for _, m, _ in got["/uav1/mavros/local_position/pose"]]
+    poses = [m.pose.position.x for _, m, _ in got["/uav1/mavros/vision_pose/pose"]]
     assert poses and set(poses) <= {p.pose.position.x for p in sent_poses}
     # Images: at most 2 a second of sim time, per topic.
     images = got["/uav1/perception/image_redacted"]
