@@ -269,10 +269,13 @@ class TargetKeeper:
         chosen, reason, scores = select_target(candidates, self.criteria, self.incident_xy, self.selection)
         if chosen is None or int(chosen) == self.target_id:
             return
-        if current is not None and current.state != "lost" and (wanted is None or current.object_class == wanted):
-            # a fitting target in view is kept, unless a clearly better one has come
+        if current is not None and current.state != "lost":
+            # A target in view is kept unless a clearly better one has come: its class from size and speed
+            # flickers (an e-bike seen end-on at a turn may measure as a car), and a switch on one frame's
+            # class would hand the camera to whatever else moves.
+            # Left out of this frame's candidates (its class or speed off for a moment), it is kept too.
             totals = {tid: s.total for tid, s in scores.items() if s.excluded is None}
-            if str(self.target_id) in totals and \
+            if str(self.target_id) not in totals or \
                     totals[str(chosen)] - totals[str(self.target_id)] < self.config.switch_margin:
                 return
         if self.target_id is not None:

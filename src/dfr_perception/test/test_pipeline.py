@@ -51,6 +51,20 @@ def test_a_clearly_better_match_replaces_the_first_choice_and_says_so():
     assert k.target_id == 2 and any("re-chosen: track 2" in e for e in events)
 
 
+def test_a_target_whose_class_flickers_is_kept_and_a_far_one_does_not_take_over_while_it_is_unseen():
+    k = keeper(min_age_s=0.0)
+    run(k, [[track(1, 0, 0, vy=10.0)]] * 3)
+    assert k.target_id == 1
+    # Seen end-on at a turn, the e-bike measures as a car for a moment; a faster two-wheeler ahead appears.
+    state = k.update(1.0, [track(1, 0, 6, vy=10.0, size=4.2, kind="car"), track(2, 0, 50, vy=15.0)])
+    assert state.state == "tracking" and k.target_id == 1
+    # Lost for a moment: a track far from where the target should be is not taken as the target.
+    state = k.update(1.2, [track(1, 0, 8, vy=10.0, state="lost"), track(2, 0, 53, vy=15.0)])
+    assert state.state == "lost" and k.target_id == 1
+    state = k.update(1.4, [track(1, 0, 10, vy=10.0), track(2, 0, 56, vy=15.0)])
+    assert state.state == "tracking" and k.target_id == 1
+
+
 def test_the_operators_choice_stands_and_is_recorded_as_theirs():
     k = keeper(min_age_s=0.0)
     tracks = [track(1, 10, 0, vx=9.0), track(2, 40, 0, vx=4.0, size=4.5, kind="car")]
