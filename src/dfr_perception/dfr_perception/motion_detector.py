@@ -295,8 +295,7 @@ class MotionDetector:
                           f"(need {cfg.min_inlier_ratio:.0%}): scene not planar or camera motion too fast"), None
         hom = hom / hom[2, 2]
         h, w = current.shape
-        scale = math.sqrt(abs(np.linalg.det(hom[:2, :2])))
-        perspective = abs(hom[2, 0]) * w + abs(hom[2, 1]) * h
+        scale, perspective = _distortion(hom, current.shape)
         if abs(scale - 1.0) > cfg.max_scale_change or perspective > cfg.max_scale_change:
             return None, (f"implausible camera motion in one frame (scale {scale:.2f}, perspective "
                           f"{perspective:.2f}, limit {cfg.max_scale_change})"), None
@@ -659,11 +658,22 @@ def _kth_largest(arrays: list[np.ndarray], k: int) -> np.ndarray:
     return work[n - k]
 
 
-def _to_processing(hom: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+def _small_from_full(scale: tuple[float, float]) -> np.ndarray:
+    """Full-resolution pixels to processing pixels (u_small + 0.5 = (u_full + 0.5) * scale)."""
     sx, sy = scale
-    to_small = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+
+
+def _to_processing(hom: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    to_small = _small_from_full(scale)
     small = to_small @ hom @ np.linalg.inv(to_small)
     return small / small[2, 2]
+
+
+def _distortion(hom: np.ndarray, shape: tuple[int, int]) -> tuple[float, float]:
+    """How much one frame's homography scales the image, and how far its perspective terms tilt it."""
+    h, w = shape
+    return math.sqrt(abs(np.linalg.det(hom[:2, :2]))), abs(hom[2, 0]) * w + abs(hom[2, 1]) * h
 
 
 def _plausible_hint(hint, scale: tuple[float, float], shape: tuple[int, int], max_change: float) -> np.ndarray | None:
@@ -675,9 +685,7 @@ def _plausible_hint(hint, scale: tuple[float, float], shape: tuple[int, int], ma
     if hint.shape != (3, 3) or not np.isfinite(hint).all() or abs(hint[2, 2]) < 1e-12:
         return None
     small = _to_processing(hint / hint[2, 2], scale)
-    h, w = shape
-    zoom = math.sqrt(abs(np.linalg.det(small[:2, :2])))
-    perspective = abs(small[2, 0]) * w + abs(small[2, 1]) * h
+    zoom, perspective = _distortion(small, shape)
     if abs(zoom - 1.0) > max_change or perspective > max_change:
         return None
     return small
@@ -685,7 +693,6 @@ def _plausible_hint(hint, scale: tuple[float, float], shape: tuple[int, int], ma
 
 def _to_full_resolution(hom: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
     """A processing-pixel homography in full-resolution pixels (u_small + 0.5 = (u_full + 0.5) * scale)."""
-    sx, sy = scale
-    to_small = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    to_small = _small_from_full(scale)
     full = np.linalg.inv(to_small) @ hom @ to_small
     return full / full[2, 2]
