@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from dfr_bringup.run_record import (
@@ -105,7 +106,10 @@ class RunRecorderNode(Node):
             self.create_subscription(GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_truth_vehicles,
                                      qos.RELIABLE)
         self.create_timer(1.0, self._check_done)
-        self.create_timer(0.1, self._write_progress)
+        # On the wall clock: the display is read by a person, whatever the sim speed (a sim-time timer would
+        # fire ten times as often at 10 x only to find it is not yet time).
+        self.create_timer(self.params.progress_period_s, self._write_progress,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
