@@ -188,7 +188,7 @@ def test_a_relief_is_sent_early_and_the_first_drone_stays_until_it_is_on_scene(g
     faults = graph.client_node.create_client(InjectFault, "/sim/inject_fault")
     # Five times the drain: its flight time left falls within the relief lead long before its reserve.
     assert graph.call(faults, InjectFault.Request(vehicle_id=first.vehicle_id, fault="battery_drain",
-                                                  value=5.0)).success
+                                                  value=5.0, active=True)).success
     second = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed
                                             and v.vehicle_id != first.vehicle_id), None), 120, "a relief drone")
     relief = graph.bridges[second.vehicle_id]

@@ -153,15 +153,17 @@ def test_a_drone_leaves_an_incident_closed_with_no_recall_and_looks_ahead_off_sc
 
     pitches = {Phase.TRANSIT: [], Phase.ON_SCENE: []}
 
-    def sample_until(wanted):
-        # The gimbal as the simulator holds it, once it has had a second to slew in each phase.
+    def sample_until(wanted, on_scene_s=0.0):
+        # The gimbal as the simulator holds it, once it has had two seconds to slew in each phase.
         seq = bridge.sequencer
-        if phase() in pitches and g.graph.sim.sim_now - seq._step_since > 1.0:
+        in_phase_s = g.graph.sim.sim_now - seq._step_since if seq is not None else 0.0
+        if phase() in pitches and in_phase_s > 2.0:
             pitches[phase()].append(g.model.gimbal.pitch)
-        return phase() == wanted
+        return phase() == wanted and in_phase_s >= on_scene_s
 
     g.graph.spin_until(lambda: sample_until(Phase.ON_SCENE), 60, "the scene")
-    g.graph.spin_until(lambda: sample_until(None) or (len(pitches[Phase.ON_SCENE]) > 5), 30, "time on scene")
+    g.graph.spin_until(lambda: sample_until(None) or sample_until(Phase.ON_SCENE, on_scene_s=5.0), 30,
+                       "time on scene")
     assert pitches[Phase.TRANSIT] and all(abs(p + 10.0) < 0.5 for p in pitches[Phase.TRANSIT]), \
         f"the camera looked down in transit: {min(pitches[Phase.TRANSIT]):.1f} deg"
     assert min(pitches[Phase.ON_SCENE]) < -60.0, "on scene the camera is on the incident below"
