@@ -9,6 +9,8 @@ piling up ticks and then bursting through them, which would starve the other nod
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 
 class Pacer:
@@ -59,3 +61,43 @@ class Pacer:
         if self._wall_start is None or wall_now <= self._wall_start:
             return 0.0
         return self.sim_time_s / (wall_now - self._wall_start)
+
+
+@dataclass(frozen=True)
+class HoldDecision:
+    hold: bool                                              # keep sim time where it is for now
+    resume: bool = False                                    # a hold just ended: carry on, owing nothing
+    released: tuple[tuple[str, float, float], ...] = ()     # (client, sim s behind, wall s held) let go now
+
+
+class LateHold:
+    """Hold sim time while a client has fallen behind it, for at most `max_wall_s` per lapse.
+
+    Faster than real time, a client's scheduling hiccup of a tenth of a wall second is a
+    second of sim time: enough for a setpoint stream to look lost, or for perception to
+    miss the frames a chase needs. A client still behind after the wall limit is let go
+    until it next shows progress, so that one that has died cannot stop the clock.
+    """
+
+    def __init__(self, max_lag_s: float, max_wall_s: float):
+        self.max_lag_s = max_lag_s
+        self.max_wall_s = max_wall_s
+        self._since: float | None = None
+        self._released: dict[str, float] = {}     # client -> the progress mark it was let go at
+
+    def check(self, wall_now: float, sim_now: float, progress: Mapping[str, float]) -> HoldDecision:
+        """`progress`: each client's latest mark in sim time (its last setpoint, its last frame done)."""
+        late = {client: mark for client, mark in progress.items()
+                if sim_now - mark > self.max_lag_s and mark != self._released.get(client)}
+        if not late:
+            resume = self._since is not None
+            self._since = None
+            return HoldDecision(False, resume)
+        if self._since is None:
+            self._since = wall_now
+        held = wall_now - self._since
+        if held <= self.max_wall_s:
+            return HoldDecision(True)
+        self._released.update(late)
+        self._since = None
+        return HoldDecision(False, True, tuple((client, sim_now - mark, held) for client, mark in late.items()))

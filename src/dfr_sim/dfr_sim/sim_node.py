@@ -60,7 +60,7 @@ from dfr_sim.gimbal import MOUNT_MODE_GPS_POINT
 from dfr_sim.ground_world import ground_actors, load_world
 from dfr_sim.mavros_conversions import SetpointError, local_setpoint, quaternion_from_euler, raw_item, yaw_of
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
-from dfr_sim.pacing import Pacer
+from dfr_sim.pacing import LateHold, Pacer
 from dfr_sim.vehicle_config import parse_overrides, with_overrides
 
 _SEVERITY = {"info": StatusText.INFO, "warning": StatusText.WARNING, "critical": StatusText.CRITICAL}
@@ -520,8 +520,7 @@ class SimulatorNode(Node):
         self._graph_up = False
         self.finished = False
         self.exit_code = 0
-        self._hold_since: float | None = None
-        self._released_streams: dict[str, float] = {}   # vehicle -> the late setpoint it was let go at
+        self._stream_hold = LateHold(self.params.stream_sync_s, self.params.stream_sync_max_wall_s)
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         # At most one clock tick per timer call, so that the rest of the graph gets a turn
@@ -636,35 +635,22 @@ class SimulatorNode(Node):
     def _waiting_for_streams(self, wall: float) -> bool:
         """Hold sim time while an offboard setpoint stream is late, up to a wall-time limit.
 
-        Faster than real time, a client's scheduling hiccup of 0.1 s wall is a second of
-        sim time: enough to trip PX4's offboard-loss failsafe for a client that is merely
-        slow. A stream that stays silent past the limit is let go, and the failsafe
-        follows as on a real vehicle.
+        A stream silent past the limit is let go, and PX4's offboard-loss failsafe follows
+        as on a real vehicle.
         """
-        limit = self.params.stream_sync_s
-        if not limit:
+        if not self.params.stream_sync_s:
             return False
-        late = [v for v in self.vehicles if v.model.mode == px4.OFFBOARD and v.model.armed
-                and self.sim_now - v.model.last_setpoint_s > limit
-                and v.model.last_setpoint_s != self._released_streams.get(v.vehicle_id)]
-        if not late:
-            if self._hold_since is not None:
-                self._hold_since = None
-                self.pacer.resync(wall)       # no catching up for the time held
-            return False
-        if self._hold_since is None:
-            self._hold_since = wall
-        if wall - self._hold_since <= self.params.stream_sync_max_wall_s:
-            return True
-        for vehicle in late:
-            self._released_streams[vehicle.vehicle_id] = vehicle.model.last_setpoint_s
-            self.get_logger().warning(
-                f"[{vehicle.vehicle_id}] offboard setpoints late by "
-                f"{self.sim_now - vehicle.model.last_setpoint_s:.1f} s sim and {wall - self._hold_since:.1f} s "
-                "wall: letting sim time run on")
-        self._hold_since = None
-        self.pacer.resync(wall)
-        return False
+        streams = {v.vehicle_id: v.model.last_setpoint_s for v in self.vehicles
+                   if v.model.mode == px4.OFFBOARD and v.model.armed}
+        return self._held(self._stream_hold.check(wall, self.sim_now, streams), wall, "offboard setpoints")
+
+    def _held(self, decision, wall: float, what: str) -> bool:
+        for client, behind_s, held_s in decision.released:
+            self.get_logger().warning(f"[{client}] {what} late by {behind_s:.1f} s sim and {held_s:.1f} s wall: "
+                                      "letting sim time run on")
+        if decision.resume:
+            self.pacer.resync(wall)       # no catching up for the time held
+        return decision.hold
 
     def _wall_seconds(self) -> float:
         return self._wall.now().nanoseconds * 1e-9
