@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rosbags.highlevel import AnyReader
 
+from dfr_audit.audit_log import EntryKind, read_entries
 from dfr_audit.verify import verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,10 @@ def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
         assert (run_dir / name).stat().st_size > 0, name
     assert "CAD-TEST" in (run_dir / "report.md").read_text() or "INC-" in (run_dir / "report.md").read_text()
     assert verify(run_dir / "audit_log.sqlite").ok
+    assignments = list(read_entries(run_dir / "audit_log.sqlite", kind=EntryKind.ASSIGNMENT))
+    assert {a.incident_id for a in assignments} >= {i["incident_id"] for i in metrics["per_incident"]
+                                                    if i["drone_eligible"]}
+    assert all(a.detail["reason"] and len(a.detail["alternatives"]) == 2 for a in assignments)   # of three drones
     # The bag: rosbag2's MCAP layout, read by rosbags; the record keeps the target, never the other tracks.
     with AnyReader([run_dir / "bag.mcap"]) as bag:
         topics = {c.topic: c for c in bag.connections}

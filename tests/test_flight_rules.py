@@ -204,3 +204,24 @@ def test_dispatch_never_sends_a_drone_to_an_excluded_category_made_eligible_upst
     assert len(g.entries(EntryKind.RULE_VIOLATION_REFUSED)) == 1, "recorded once, not every round"
     assert not g.entries(EntryKind.LAUNCH)
     assert verify(g.log_file).ok
+
+
+def test_dispatch_records_each_assignment_with_the_drones_it_did_not_send_and_why(rules_graph):
+    g = rules_graph(with_dispatch=True)
+    graph = g.graph
+    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == len(graph.fleet.vehicles),
+                     30, "an idle fleet")
+    lat, lon, _ = g.frame.to_geodetic(300.0, 0.0, 0.0)
+    chase = Incident(incident_id="INC-ASSIGN", state=Incident.STATE_OPEN, drone_eligible=True, grade="I",
+                     category="dangerous_driving", policy_reason="grade I dangerous_driving: eligible",
+                     calls=[Call(cad_ref="CAD-A", grade="I", category="dangerous_driving")])
+    chase.location.latitude, chase.location.longitude, chase.location.altitude = lat, lon, math.nan
+    graph.publish_incident(chase)
+    entry, = g.wait_for_entries(EntryKind.ASSIGNMENT, 1)
+    assert entry.incident_id == "INC-ASSIGN" and entry.actor == "planner"
+    assert entry.vehicle_id == graph.dispatch.assignments["INC-ASSIGN"].vehicle_id
+    assert entry.mission_id.startswith("M") and entry.detail["eta_s"] > 0 and entry.vehicle_id in entry.detail["reason"]
+    alternatives = entry.detail["alternatives"]
+    assert {a["vehicle_id"] for a in alternatives} == set(graph.fleet.vehicles) - {entry.vehicle_id}
+    assert all(a["reason"] and (a["eta_s"] is None or a["eta_s"] >= entry.detail["eta_s"]) for a in alternatives)
+    assert verify(g.log_file).ok

@@ -2,27 +2,42 @@
 
 It listens to intake's incidents (calls, policy decisions, opening and closing), every
 vehicle's status (launches and their flight kind, phases, mission results, pilot takeovers,
-failsafes), perception's targets (who chose which track) and the flight rules' decisions of
-dispatch and the bridges (refusals, maintenance and test flights allowed), and appends one entry per decision to
+failsafes), perception's targets (who chose which track), dispatch's assignments (the drone
+chosen, why, and the others weighed) and the flight rules' decisions of dispatch and the
+bridges (refusals, maintenance and test flights allowed), and appends one entry per decision to
 the SQLite audit log at `log_file` (dfr_audit.recorder). `python -m dfr_audit.verify`
 checks the file; `python -m dfr_audit.transparency_report` summarises it.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 from rclpy.node import Node
 
 from dfr_audit.audit_log import AuditLog, read_key_file
-from dfr_audit.recorder import AuditRecorder, CallSeen, IncidentSeen, RuleDecisionSeen, StatusSeen
-from dfr_audit.rules_ros import FLIGHT_RULE_DECISIONS, FLIGHT_RULE_DECISIONS_QOS
+from dfr_audit.recorder import (
+    AlternativeSeen,
+    AssignmentSeen,
+    AuditRecorder,
+    CallSeen,
+    IncidentSeen,
+    RuleDecisionSeen,
+    StatusSeen,
+)
+from dfr_audit.rules_ros import (
+    ASSIGNMENT_DECISIONS,
+    ASSIGNMENT_DECISIONS_QOS,
+    FLIGHT_RULE_DECISIONS,
+    FLIGHT_RULE_DECISIONS_QOS,
+)
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
-from dfr_interfaces.msg import FlightRuleDecision, Incident, Target, VehicleStatus
+from dfr_interfaces.msg import AssignmentDecision, FlightRuleDecision, Incident, Target, VehicleStatus
 
 
 class AuditNode(Node):
@@ -46,6 +61,8 @@ class AuditNode(Node):
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
         self.create_subscription(FlightRuleDecision, FLIGHT_RULE_DECISIONS, self._on_rule_decision,
                                  FLIGHT_RULE_DECISIONS_QOS)
+        self.create_subscription(AssignmentDecision, ASSIGNMENT_DECISIONS, self._on_assignment,
+                                 ASSIGNMENT_DECISIONS_QOS)
         for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
             self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
                                      qos.LATCHED_STATE)
@@ -77,6 +94,13 @@ class AuditNode(Node):
         seen = RuleDecisionSeen(msg.decided_by, msg.vehicle_id, msg.mission_id, msg.incident_id, msg.flight_kind,
                                 msg.allowed, msg.rule, msg.reason, to_seconds(msg.header.stamp))
         self._guard(f"flight rule decision {msg.rule}", lambda: self.recorder.on_rule_decision(self._now(), seen))
+
+    def _on_assignment(self, msg: AssignmentDecision):
+        seen = AssignmentSeen(msg.incident_id, msg.vehicle_id, msg.mission_id, msg.policy, msg.reason,
+                              float(msg.eta_s), bool(msg.from_the_air),
+                              tuple(AlternativeSeen(a.vehicle_id, float(a.eta_s) if math.isfinite(a.eta_s) else None,
+                                                    a.reason) for a in msg.alternatives))
+        self._guard(f"assignment {msg.mission_id}", lambda: self.recorder.on_assignment(self._now(), seen))
 
     def _on_target(self, msg: Target):
         if msg.state == Target.STATE_NONE:

@@ -63,6 +63,27 @@ class RuleDecisionSeen:
     stamp_s: float
 
 
+@dataclass(frozen=True)
+class AlternativeSeen:
+    vehicle_id: str
+    eta_s: float | None          # None: it could not fly the mission
+    reason: str
+
+
+@dataclass(frozen=True)
+class AssignmentSeen:
+    """Dispatch's choice of a drone for an incident (AssignmentDecision)."""
+
+    incident_id: str
+    vehicle_id: str
+    mission_id: str
+    policy: str
+    reason: str
+    eta_s: float
+    from_the_air: bool
+    alternatives: tuple[AlternativeSeen, ...]
+
+
 @dataclass
 class _Vehicle:
     mission_id: str = ""
@@ -83,6 +104,7 @@ class AuditRecorder:
         self._targets: dict[tuple[str, str], tuple[int, str]] = {}   # (vehicle, mission) -> (track, chosen by)
         self._decisions: set[RuleDecisionSeen] = set()
         self._authorised: dict[str, str] = {}          # maintenance or test mission -> the rules' reason
+        self._assigned: set[str] = set()                # missions whose assignment is recorded
 
     # ---------------------------------------------------------------- incidents
     def on_incident(self, now_s: float, incident: IncidentSeen) -> None:
@@ -172,6 +194,20 @@ class AuditRecorder:
             self._authorised[decision.mission_id] = decision.reason or f"{kind} flight allowed by the rules"
             self.log.append(EntryKind.MAINTENANCE_FLIGHT, ros_time_s=now_s, **ids, detail={
                 "flight_kind": kind, "reason": self._authorised[decision.mission_id]})
+
+    # -------------------------------------------------------------- assignments
+    def on_assignment(self, now_s: float, assignment: AssignmentSeen) -> None:
+        """One entry per mission: the drone chosen, why, and every other drone weighed and why not."""
+        if assignment.mission_id in self._assigned:
+            return
+        self._assigned.add(assignment.mission_id)
+        self.log.append(EntryKind.ASSIGNMENT, ros_time_s=now_s, incident_id=assignment.incident_id,
+                        vehicle_id=assignment.vehicle_id, mission_id=assignment.mission_id, actor=assignment.policy,
+                        detail={"reason": assignment.reason or f"chosen by {assignment.policy}",
+                                "eta_s": assignment.eta_s, "from_the_air": assignment.from_the_air,
+                                "alternatives": [{"vehicle_id": a.vehicle_id, "eta_s": a.eta_s,
+                                                  "reason": a.reason or "not chosen"}
+                                                 for a in assignment.alternatives]})
 
     # ------------------------------------------------------------------ targets
     def on_target(self, now_s: float, vehicle_id: str, mission_id: str, incident_id: str, track_id: int,

@@ -17,6 +17,9 @@ FLIGHT_RULE_DECISIONS = "/dfr/flight_rule_decisions"
 # Reliable, and kept for an audit node that joins late: a decision is recorded once (dfr_audit.recorder).
 FLIGHT_RULE_DECISIONS_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE,
                                        durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+# Dispatch's choice of drone for each mission (dfr_interfaces/AssignmentDecision), kept the same way.
+ASSIGNMENT_DECISIONS = "/dfr/assignment_decisions"
+ASSIGNMENT_DECISIONS_QOS = FLIGHT_RULE_DECISIONS_QOS
 
 _DEFAULTS = FlightRules()
 

@@ -123,3 +123,22 @@ def test_a_maintenance_launch_with_no_authorisation_on_the_record_is_counted_out
     assert "no maintenance flight authorisation" in log.entries(kind=EntryKind.LAUNCH)[0].detail["authorization"]
     log.close()
     assert weekly_statistics(path)["flights"]["outside_incident"] == 1
+
+
+def test_an_assignment_is_recorded_once_with_the_drones_not_chosen_and_why(tmp_path):
+    from dfr_audit.recorder import AlternativeSeen, AssignmentSeen
+    log = AuditLog(tmp_path / "audit.sqlite")
+    recorder = AuditRecorder(log)
+    seen = AssignmentSeen("INC-1", "uav2", "M1", "planner", "INC-1 (grade I): uav2; ETA 74 s", 74.0, False,
+                          (AlternativeSeen("uav1", 118.0, "ETA 118 s, cost 118 against 74"),
+                           AlternativeSeen("uav3", None, "needs 31 min of flight, has 12 min")))
+    recorder.on_assignment(10.0, seen)
+    recorder.on_assignment(10.5, seen)          # the latched topic repeats it: one entry
+    (entry,) = log.entries(kind=EntryKind.ASSIGNMENT)
+    assert (entry.incident_id, entry.vehicle_id, entry.mission_id, entry.actor) == ("INC-1", "uav2", "M1", "planner")
+    assert entry.detail["eta_s"] == 74.0 and "uav2" in entry.detail["reason"]
+    assert entry.detail["alternatives"] == [
+        {"vehicle_id": "uav1", "eta_s": 118.0, "reason": "ETA 118 s, cost 118 against 74"},
+        {"vehicle_id": "uav3", "eta_s": None, "reason": "needs 31 min of flight, has 12 min"}]
+    log.close()
+    assert verify(tmp_path / "audit.sqlite").ok

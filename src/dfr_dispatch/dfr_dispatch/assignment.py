@@ -143,6 +143,15 @@ TravelTime = Callable[[DroneState, OpenIncident], float]
 ReturnTime = Callable[[DroneState, OpenIncident], float]
 
 
+@dataclass(frozen=True)
+class Alternative:
+    """A drone weighed for an incident and not sent, for the record."""
+
+    vehicle_id: str
+    eta_s: float | None          # None: it could not fly the mission
+    reason: str
+
+
 @dataclass
 class Decisions:
     """One round's decisions, and what they were made from (for the record)."""
@@ -151,6 +160,9 @@ class Decisions:
     preempt: list[tuple[str, str, str]] = field(default_factory=list)      # (vehicle, from incident, to incident)
     queued: dict[str, str] = field(default_factory=dict)                   # incident -> why it waits
     record: list[str] = field(default_factory=list)                        # one line per decision
+    why: dict[str, str] = field(default_factory=dict)                      # incident -> why its drone
+    # incident -> every other drone weighed for it: (vehicle, ETA s or None where it could not, why not)
+    alternatives: dict[str, list[Alternative]] = field(default_factory=dict)
     incident_ids: list[str] = field(default_factory=list)                  # rows of cost_matrix
     vehicle_ids: list[str] = field(default_factory=list)                   # columns of cost_matrix
     cost_matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))   # inf: infeasible
@@ -344,12 +356,38 @@ def plan_assignments(drones: Sequence[DroneState], incidents: Sequence[OpenIncid
                     if e > leave_in:
                         parts.append(f"arrives {e - leave_in:.0f} s after {relieved.vehicle_id} must leave")
             decisions.record.append("; ".join(parts))
+            decisions.why[inc.incident_id] = decisions.record[-1]
+            decisions.alternatives[inc.incident_id] = [
+                _alternative(c, j, k, cands, n_idle, feasible, eta, needed, available_s, cost, taken_by, incidents)
+                for c in range(n_c) if c != k]
         else:
             reason = _queue_reason(j, inc, drones, cands, n_idle, feasible, needed, available_s, cost,
                                    queue_costs, taken_by, config, incident_ok[j])
             decisions.queued[inc.incident_id] = reason
             decisions.record.append(f"{inc.incident_id} (grade {inc.grade}) queued: {reason}")
     return decisions
+
+
+def _alternative(c, j, k, cands, n_idle, feasible, eta, needed, available_s, cost, taken_by,
+                 incidents) -> Alternative:
+    """Why candidate c was not sent to incident j, which went to candidate k."""
+    drone, incident = cands[c], incidents[j]
+    if feasible[c, j]:
+        reason = (f"sent to {taken_by[c]}" if c in taken_by else
+                  f"ETA {eta[c, j]:.0f} s, cost {cost[c, j]:.0f} against {cost[k, j]:.0f}")
+        if c >= n_idle:
+            reason += f"; busy with {drone.busy_with}"
+        return Alternative(drone.vehicle_id, float(eta[c, j]), reason)
+    if incident.needs_relief_for == drone.vehicle_id:
+        reason = "the drone to be relieved"
+    elif c >= n_idle:
+        reason = (f"busy with {drone.busy_with} (grade {drone.busy_grade}), which grade {incident.grade} "
+                  "does not pre-empt")
+    elif math.isfinite(needed[c, j]) and needed[c, j] > available_s[c]:
+        reason = f"needs {_minutes(float(needed[c, j]))} of flight, has {_minutes(float(available_s[c]))}"
+    else:
+        reason = "refused this incident before, or cannot reach it"
+    return Alternative(drone.vehicle_id, None, reason)
 
 
 def _back_estimate(drone: DroneState, incident: OpenIncident, config: AssignmentConfig) -> float:

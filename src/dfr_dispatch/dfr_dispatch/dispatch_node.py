@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.node import Node
+from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from dfr_audit.rules_ros import FlightRulesOnNode, flight_rule_params, keep_latest
+from dfr_audit.rules_ros import (
+    ASSIGNMENT_DECISIONS,
+    ASSIGNMENT_DECISIONS_QOS,
+    FlightRulesOnNode,
+    flight_rule_params,
+    keep_latest,
+)
 from dfr_common.fleet import load_fleet
 from dfr_common.geodesy import ground_distance_m
 from dfr_common.grading import urgency
@@ -27,13 +34,21 @@ from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
-from dfr_dispatch.assignment import AssignmentConfig, DroneState, OpenIncident
+from dfr_dispatch.assignment import Alternative, AssignmentConfig, DroneState, OpenIncident
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
 from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
 from dfr_dispatch.policies import POLICIES, decide
 from dfr_interfaces.action import ExecuteMission
-from dfr_interfaces.msg import FleetStatus, GeoWaypoint, Incident, MissionPlan, VehicleStatus
+from dfr_interfaces.msg import (
+    AssignmentAlternative,
+    AssignmentDecision,
+    FleetStatus,
+    GeoWaypoint,
+    Incident,
+    MissionPlan,
+    VehicleStatus,
+)
 
 
 @dataclass
@@ -125,6 +140,8 @@ class DispatchNode(Node):
                                                                f"/{vehicle_id}/execute_mission")
         self.fleet_pub = self.create_publisher(FleetStatus, "fleet_status", qos.RELIABLE)
         self.markers_pub = self.create_publisher(MarkerArray, "markers", qos.RELIABLE)
+        self.assignment_pub = self.create_publisher(AssignmentDecision, ASSIGNMENT_DECISIONS,
+                                                    ASSIGNMENT_DECISIONS_QOS)
         self.static_markers_pub = self.create_publisher(MarkerArray, "static_markers", qos.LATCHED_STATE)
         if p.policy not in POLICIES:
             raise ValueError(f"parameter 'policy' is '{p.policy}': use one of {', '.join(POLICIES)}")
@@ -298,7 +315,8 @@ class DispatchNode(Node):
             drone = in_flight.get(vehicle_id)
             self._send_mission(by_id[incident_id], vehicle_id, f"{self.params.policy} ETA {eta_s:.0f} s"
                                + (" from the air" if drone else ""), start=drone.position if drone else None,
-                               eta_s=eta_s)
+                               eta_s=eta_s, reason=decisions.why.get(incident_id, ""),
+                               alternatives=decisions.alternatives.get(incident_id, ()))
         self.queue_reasons.update(decisions.queued)
 
     def _replace_late(self, now: float):
@@ -379,8 +397,9 @@ class DispatchNode(Node):
         return self._route_times[key]
 
     def _send_mission(self, incident: Incident, vehicle_id: str, why: str, start: tuple[float, float] | None = None,
-                      eta_s: float = float("inf")):
-        """`start`: the position of a drone already in flight, which the bridge is asked to retask."""
+                      eta_s: float = float("inf"), reason: str = "", alternatives: tuple[Alternative, ...] = ()):
+        """`start`: the position of a drone already in flight, which the bridge is asked to retask.
+        `reason` and `alternatives`: the policy's account of the choice, for the audit log."""
         # No server_is_ready() gate: it reads the ROS graph cache, which can miss a server that
         # DDS has matched (ros2/rmw_fastrtps#792). An unanswered goal expires instead.
         client = self.clients_by_vehicle[vehicle_id]
@@ -411,6 +430,13 @@ class DispatchNode(Node):
         self.queue_reasons.pop(incident.incident_id, None)
         self.get_logger().info(f"{incident.incident_id} (grade {incident.grade} {incident.category}): "
                                f"sending {vehicle_id}, {why}, as {mission_id}")
+        self.assignment_pub.publish(AssignmentDecision(
+            header=Header(stamp=self.get_clock().now().to_msg()), incident_id=incident.incident_id,
+            vehicle_id=vehicle_id, mission_id=mission_id, policy=self.params.policy, reason=reason or why,
+            eta_s=float(eta_s), from_the_air=start is not None,
+            alternatives=[AssignmentAlternative(vehicle_id=a.vehicle_id, reason=a.reason,
+                                                eta_s=math.nan if a.eta_s is None else float(a.eta_s))
+                          for a in alternatives]))
         future = client.send_goal_async(goal)
         future.add_done_callback(lambda f: self._on_goal_response(incident.incident_id, assignment, f))
 

@@ -8,8 +8,19 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 
+import numpy as np
+
+from dfr_common.geodesy import ground_distance_m
 from dfr_common.grading import urgency
-from dfr_dispatch.assignment import AssignmentConfig, Decisions, DroneState, OpenIncident, TravelTime, plan_assignments
+from dfr_dispatch.assignment import (
+    Alternative,
+    AssignmentConfig,
+    Decisions,
+    DroneState,
+    OpenIncident,
+    TravelTime,
+    plan_assignments,
+)
 from dfr_dispatch.fleet_picture import VehicleView
 from dfr_dispatch.nearest_idle import nearest_idle
 
@@ -58,5 +69,12 @@ def nearest_idle_decisions(drones: Sequence[DroneState], incidents: Sequence[Ope
         decisions.assign.append((view.vehicle_id, incident.incident_id, eta))
         decisions.record.append(f"{incident.incident_id} (grade {incident.grade}): {view.vehicle_id}, nearest idle "
                                 f"at {distance:.0f} m")
+        decisions.why[incident.incident_id] = decisions.record[-1]
+        others = [v for v in views if v.vehicle_id != view.vehicle_id]
+        far = ground_distance_m(np.array([v.latitude for v in others]), np.array([v.longitude for v in others]),
+                                lat, lon) if others else []
+        decisions.alternatives[incident.incident_id] = [
+            Alternative(v.vehicle_id, config.launch_s + float(d) / config.cruise_speed_m_s, f"farther: {d:.0f} m")
+            for v, d in zip(others, far)]
         free = [d for d in free if d.vehicle_id != view.vehicle_id]
     return decisions

@@ -287,3 +287,31 @@ def test_decision_bench_runs_on_a_city_sized_picture():
     assert result["drones"] == 100 and result["incidents"] == 50 and result["samples"] == 3
     assert result["assigned"] + result["queued"] == 50
     assert 0.0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+# --- the record: why this drone, and why not the others ------------------------------------------------------
+
+
+def test_every_other_drone_weighed_is_on_the_record_with_its_eta_and_why_not():
+    drones = [drone("near", 1000.0), drone("far", 3000.0), drone("flat", 500.0, flight=60.0),
+              drone("other", -2000.0)]
+    decisions = plan_assignments(drones, [incident("A", 0.0), incident("B", -2100.0)], ENU, now_s=0.0)
+    assert assigned(decisions) == {"A": "near", "B": "other"}
+    assert "A (grade S): near" in decisions.why["A"]
+    why_not = {a.vehicle_id: a for a in decisions.alternatives["A"]}
+    assert set(why_not) == {"far", "flat", "other"}
+    assert why_not["far"].eta_s == pytest.approx(LAUNCH + 3000.0 / 20.0) and "cost" in why_not["far"].reason
+    assert why_not["flat"].eta_s is None and "needs" in why_not["flat"].reason      # not enough flight left
+    assert why_not["other"].reason == "sent to B"
+
+
+def test_the_nearest_idle_baseline_records_the_farther_drones():
+    from dfr_dispatch.policies import nearest_idle_decisions
+    lat_lon = AssignmentConfig(cruise_speed_m_s=20.0, climb_rate_m_s=5.0, takeoff_overhead_s=10.0,
+                               cruise_altitude_m=60.0)
+    drones = [DroneState("a", "b1", (51.54, -0.10), available=True), DroneState("b", "b2", (51.55, -0.10),
+                                                                               available=True)]
+    decisions = nearest_idle_decisions(drones, [OpenIncident("I", "I", (51.541, -0.10), 0.0)], lat_lon)
+    assert [(v, i) for v, i, _ in decisions.assign] == [("a", "I")]
+    (other,) = decisions.alternatives["I"]
+    assert other.vehicle_id == "b" and other.reason.startswith("farther: ") and other.eta_s > decisions.assign[0][2]
