@@ -13,6 +13,8 @@ from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch_ros.actions import Node
 
+from dfr_bringup.middleware import middleware_environment
+
 
 def config_path(config_dir: Path, value: str) -> Path:
     """Launch arguments name files relative to config/ unless they are absolute."""
@@ -22,7 +24,7 @@ def config_path(config_dir: Path, value: str) -> Path:
 def dfr_node_actions(spec, config_dir: Path) -> list:
     """The node, and for a node the run depends on, the shutdown of the launch when it exits."""
     node = Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
-                output="screen",
+                output="screen", additional_env=middleware_environment(config_dir),
                 parameters=[str(config_dir / name) for name in spec.param_files] + [dict(spec.overrides)])
     if not spec.required:
         return [node]

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import yaml
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix
 
 from dfr_bringup.graph import NodeSpec, SimRun, sim_graph
+from dfr_bringup.middleware import middleware_environment
 from dfr_bringup.progress_display import ProgressDisplay
 from dfr_intake.scenario import load_scenario
 
@@ -69,7 +71,7 @@ class Graph:
             command = node_command(spec, self.config_dir)
             self._write(f"[runner] starting {spec.fully_qualified_name}: {' '.join(command)}", echo=False)
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       bufsize=1)
+                                       bufsize=1, env={**os.environ, **middleware_environment(self.config_dir)})
             self.processes[spec.fully_qualified_name] = process
             thread = threading.Thread(target=self._pump, args=(spec.fully_qualified_name, process), daemon=True)
             thread.start()
