@@ -21,6 +21,7 @@ from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import Quaternion, Vector3
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from dfr_common.fleet import load_fleet
@@ -65,7 +66,9 @@ class _Drone:
     image_subscription: object = None
     last_processed_s: float = -math.inf
     tracks: list[GroundTrack] = field(default_factory=list)
-    frames: int = 0
+    frames: int = 0                 # images processed since it started watching
+    images: int = 0                 # images received since then
+    watching_since_s: float = math.nan
 
 
 class PerceptionNode(Node):
@@ -140,6 +143,8 @@ class PerceptionNode(Node):
         self.create_service(SelectTarget, "perception/select_target", self._on_select)
         self.site_frame = fleet.site_frame()
         self.markers_pub = self.create_publisher(MarkerArray, "perception/markers", qos.RELIABLE)
+        # The newest image done per drone: a simulator running faster than real time waits for it.
+        self.frames_done_pub = self.create_publisher(Header, "perception/frames_done", qos.RELIABLE)
         self.get_logger().info(f"perception on {len(self.drones)} drones with the {p.detector} detector")
 
     # ----------------------------------------------------------------- inputs
@@ -170,13 +175,19 @@ class PerceptionNode(Node):
         if watching and drone.image_subscription is None:
             drone.image_subscription = self.create_subscription(
                 Image, f"/{drone.vehicle_id}/camera/image_raw", lambda m, d=drone: self._on_image(d, m),
-                qos.SENSOR_DATA)
+                qos.LATEST_IMAGE)
+            drone.frames = drone.images = 0
+            drone.watching_since_s = self.get_clock().now().nanoseconds * 1e-9
             self.get_logger().info(f"{drone.vehicle_id} on scene for {msg.incident_id}: watching its camera")
         elif not watching and drone.image_subscription is not None:
             self.destroy_subscription(drone.image_subscription)
             drone.image_subscription = None
             drone.pipeline.reset()
-            self.get_logger().info(f"{drone.vehicle_id} left the scene: its camera is no longer read")
+            self.frames_done_pub.publish(Header(frame_id=drone.vehicle_id))     # zero stamp: not watching
+            watched_s = self.get_clock().now().nanoseconds * 1e-9 - drone.watching_since_s
+            self.get_logger().info(f"{drone.vehicle_id} left the scene: its camera is no longer read; "
+                                   f"{drone.frames} images processed of {drone.images} received in "
+                                   f"{watched_s:.0f} s sim ({drone.frames / max(watched_s, 1e-9):.1f} a second)")
 
     def _start_mission(self, drone: _Drone, msg: VehicleStatus):
         """A new mission: the target comes from its incident's words, or from the drone it relieves."""
@@ -219,9 +230,16 @@ class PerceptionNode(Node):
         return CameraPose((where[0], where[1], drone.pose.height_m), drone.pose.heading_enu, pitch, yaw, roll)
 
     def _on_image(self, drone: _Drone, msg: Image):
-        stamp_s = to_seconds(msg.header.stamp)
-        if stamp_s - drone.last_processed_s < 1.0 / self.params.max_rate_hz:
-            return
+        drone.images += 1
+        try:
+            stamp_s = to_seconds(msg.header.stamp)
+            # A millisecond's grace: stamps 0.2 s apart differ by 0.19999... in floating point.
+            if stamp_s - drone.last_processed_s >= 1.0 / self.params.max_rate_hz - 1e-3:
+                self._process_image(drone, msg, stamp_s)
+        finally:
+            self.frames_done_pub.publish(Header(stamp=msg.header.stamp, frame_id=drone.vehicle_id))
+
+    def _process_image(self, drone: _Drone, msg: Image, stamp_s: float):
         if drone.k is None or drone.pose.frame is None:
             return
         if msg.encoding not in ("rgb8", "bgr8", "mono8") or msg.height * msg.step != len(msg.data):

@@ -482,6 +482,13 @@ class SimulatorNode(Node):
                   "this long, so that a busy machine is not mistaken for a lost stream; 0 disables", 0.0, 5.0),
             Param("stream_sync_max_wall_s", 1.0, "the longest wall time sim time waits for a late stream; a "
                   "stream silent for longer is let go, and PX4's offboard-loss failsafe follows", 0.05, 30.0),
+            Param("frame_sync_topic", "", "std_msgs/Header topic where perception marks each drone's newest "
+                  "image done (frame_id the vehicle, stamp the image's; a zero stamp: no longer watching); sim "
+                  "time waits for it as for a setpoint stream. Empty: perception is not waited for"),
+            Param("frame_sync_s", 0.6, "hold sim time while perception is this far behind a camera it watches",
+                  0.05, 10.0),
+            Param("frame_sync_max_wall_s", 1.0, "the longest wall time sim time waits for perception; then it "
+                  "runs on until perception marks a newer image", 0.01, 30.0),
             *_vehicle_params(),
         ])
         if not self.params.fleet_file:
@@ -521,6 +528,10 @@ class SimulatorNode(Node):
         self.finished = False
         self.exit_code = 0
         self._stream_hold = LateHold(self.params.stream_sync_s, self.params.stream_sync_max_wall_s)
+        self._frame_hold = LateHold(self.params.frame_sync_s, self.params.frame_sync_max_wall_s)
+        self._frames_done: dict[str, float] = {}        # vehicle -> stamp of the newest image perception finished
+        if self.params.frame_sync_topic:
+            self.create_subscription(Header, self.params.frame_sync_topic, self._on_frame_done, qos.RELIABLE)
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         # At most one clock tick per timer call, so that the rest of the graph gets a turn
@@ -537,7 +548,7 @@ class SimulatorNode(Node):
         if self._waiting_for_graph():
             return
         wall = self._wall_seconds()
-        if self._waiting_for_streams(wall):
+        if self._waiting_for_streams(wall) or self._waiting_for_frames(wall):
             return
         if not self.pacer.ticks_due(wall):
             return
@@ -643,6 +654,25 @@ class SimulatorNode(Node):
         streams = {v.vehicle_id: v.model.last_setpoint_s for v in self.vehicles
                    if v.model.mode == px4.OFFBOARD and v.model.armed}
         return self._held(self._stream_hold.check(wall, self.sim_now, streams), wall, "offboard setpoints")
+
+    def _waiting_for_frames(self, wall: float) -> bool:
+        """Hold sim time while perception is behind a drone's camera, up to a wall-time limit.
+
+        The chase is only as good as the frames perception gets to see: on a busy machine the
+        graph runs slower rather than perception seeing one image in four.
+        """
+        if not self.params.frame_sync_topic:
+            return False
+        return self._held(self._frame_hold.check(wall, self.sim_now, self._frames_done), wall,
+                          "perception's images")
+
+    def _on_frame_done(self, msg: Header):
+        """Perception's mark of the newest image it has finished for a drone; a zero stamp: no longer watching."""
+        stamp_s = msg.stamp.sec + msg.stamp.nanosec * 1e-9
+        if stamp_s > 0.0:
+            self._frames_done[msg.frame_id] = stamp_s
+        else:
+            self._frames_done.pop(msg.frame_id, None)
 
     def _held(self, decision, wall: float, what: str) -> bool:
         for client, behind_s, held_s in decision.released:

@@ -5,6 +5,12 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 # publishes its sensor-like topics with this profile: a reliable subscriber gets nothing.
 SENSOR_DATA = qos_profile_sensor_data
 
+# A reader of camera images that may fall behind (perception): the newest image only. With
+# SENSOR_DATA's depth of 5, a reader slower than the camera works through a queue of stale frames,
+# a second behind at 5 Hz, however fast it tries to catch up.
+LATEST_IMAGE = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                          durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+
 # State a late joiner needs at once (MAVROS state, extended_state, home_position).
 LATCHED_STATE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL,
