@@ -32,6 +32,7 @@ from dfr_common.camera_geometry import gimbal_to_world_rotation
 from dfr_common.config_file import load_yaml
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
+from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -101,10 +102,11 @@ class RunRecorderNode(Node):
             self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
                                      qos.LATCHED_STATE)
             self.create_subscription(Target, f"/{vehicle_id}/perception/target", self._on_target, qos.RELIABLE)
-        if self.suspects:
-            self.create_subscription(GroundTruthActors, "/sim/ground_truth/actors", self._on_actors, qos.RELIABLE)
-            self.create_subscription(GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_truth_vehicles,
-                                     qos.RELIABLE)
+        # Ground truth only while a drone watches a chase incident: the actors cost the simulator and us CPU.
+        self._truth = LazySubscriptions(self, [
+            (GroundTruthActors, "/sim/ground_truth/actors", self._on_actors, qos.RELIABLE),
+            (GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_truth_vehicles, qos.RELIABLE)],
+            self.actors.clear)
         self.create_timer(1.0, self._check_done)
         # On the wall clock: the display is read by a person, whatever the sim speed (a sim-time timer would
         # fire ten times as often at 10 x only to find it is not yet time).
@@ -167,6 +169,8 @@ class RunRecorderNode(Node):
     def _on_status(self, msg: VehicleStatus):
         stamp = to_seconds(msg.header.stamp)
         self.record.on_vehicle(stamp, msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id)
+        self._truth.want(any(track.phase in WATCHING_PHASES and track.incident_id in self.chase_incidents
+                             for track in self.record.vehicles.values()))
         if msg.armed:
             self.paths.add_vehicle(stamp, msg.vehicle_id, float(msg.position.latitude),
                                    float(msg.position.longitude), float(msg.altitude_rel_m), msg.phase.value,

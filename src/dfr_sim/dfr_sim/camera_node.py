@@ -19,6 +19,7 @@ from std_msgs.msg import Header
 
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
+from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -90,7 +91,10 @@ class CameraNode(Node):
         self._vehicles: GroundTruthVehicles | None = None
         self._actors: GroundTruthActors | None = None
         self.frames_published = 0
-        self._truth_subscriptions = []
+        # Ground truth is read only while some camera is watched: a hundred actors at 10 Hz cost CPU.
+        self._truth = LazySubscriptions(self, [
+            (GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_vehicles, qos.RELIABLE),
+            (GroundTruthActors, "/sim/ground_truth/actors", self._on_actors, qos.RELIABLE)], self._forget_truth)
         self.create_timer(1.0 / p.rate_hz, self._render_all)
         self.get_logger().info(f"cameras on {len(self.vehicle_ids)} vehicles: {p.width}x{p.height} at "
                                f"{p.rate_hz:g} Hz, {p.horizontal_fov_deg:g} deg")
@@ -101,19 +105,8 @@ class CameraNode(Node):
     def _on_actors(self, msg: GroundTruthActors):
         self._actors = msg
 
-    def _listen_to_truth(self, wanted: bool):
-        """Ground truth is read only while some camera is watched: a hundred actors at 10 Hz cost CPU."""
-        if wanted and not self._truth_subscriptions:
-            self._truth_subscriptions = [
-                self.create_subscription(GroundTruthVehicles, "/sim/ground_truth/vehicles", self._on_vehicles,
-                                         qos.RELIABLE),
-                self.create_subscription(GroundTruthActors, "/sim/ground_truth/actors", self._on_actors,
-                                         qos.RELIABLE)]
-        elif not wanted and self._truth_subscriptions:
-            for subscription in self._truth_subscriptions:
-                self.destroy_subscription(subscription)
-            self._truth_subscriptions = []
-            self._vehicles = self._actors = None
+    def _forget_truth(self):
+        self._vehicles = self._actors = None
 
     def _watched(self, vehicle_id: str) -> bool:
         """Whether anyone reads this camera's images. camera_info alone costs no rendering: it is sent
@@ -121,7 +114,7 @@ class CameraNode(Node):
         return not self.params.lazy or bool(self.image_pubs[vehicle_id].get_subscription_count())
 
     def _render_all(self):
-        self._listen_to_truth(any(self._watched(v) for v in self.vehicle_ids))
+        self._truth.want(any(self._watched(v) for v in self.vehicle_ids))
         if self._vehicles is None:
             return
         now = self.get_clock().now()
