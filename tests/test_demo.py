@@ -68,12 +68,13 @@ def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
         assert not [t for t in topics if t.endswith(("/perception/tracks", "/camera/image_raw"))]
         incidents = [bag.deserialize(raw, c.msgtype) for c, _, raw in bag.messages([topics["/dfr/incidents"]])]
         assert {i.incident_id for i in incidents} == {i["incident_id"] for i in metrics["per_incident"]}
-        # The e-bike followed: a drone on its incident tracked a target and flew in FOLLOW.
+        # The e-bike followed: a drone on its incident chose a target (seen in this image, or lost a moment
+        # and followed on its prediction) and flew in FOLLOW.
         ebike = next(i.incident_id for i in incidents if any(c.cad_ref == "CAD-TEST-0001" for c in i.calls))
         watched = {c.topic.split("/")[1]: c for c in bag.connections if c.topic.endswith("/perception/target")}
-        tracking = [t for c in watched.values() for _, _, raw in bag.messages([c])
-                    for t in [bag.deserialize(raw, c.msgtype)] if t.incident_id == ebike and t.state == 1]
-        assert tracking, "no drone tracked a target for the e-bike's incident"
+        chosen = [t for c in watched.values() for _, _, raw in bag.messages([c])
+                  for t in [bag.deserialize(raw, c.msgtype)] if t.incident_id == ebike and t.state != 0]
+        assert chosen, "no drone chose a target for the e-bike's incident"
         statuses = [c for c in bag.connections if c.topic.endswith("/vehicle_status")]
         assert any(s.incident_id == ebike and s.phase.value == 5 for c in statuses
                    for _, _, raw in bag.messages([c]) for s in [bag.deserialize(raw, c.msgtype)]), \

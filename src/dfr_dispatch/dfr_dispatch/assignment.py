@@ -161,7 +161,7 @@ class Decisions:
     queued: dict[str, str] = field(default_factory=dict)                   # incident -> why it waits
     record: list[str] = field(default_factory=list)                        # one line per decision
     why: dict[str, str] = field(default_factory=dict)                      # incident -> why its drone
-    # incident -> every other drone weighed for it: (vehicle, ETA s or None where it could not, why not)
+    # incident -> every other drone weighed for it, with its ETA (None where it could not) and why not
     alternatives: dict[str, list[Alternative]] = field(default_factory=dict)
     incident_ids: list[str] = field(default_factory=list)                  # rows of cost_matrix
     vehicle_ids: list[str] = field(default_factory=list)                   # columns of cost_matrix

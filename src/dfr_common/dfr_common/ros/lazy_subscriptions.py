@@ -1,8 +1,8 @@
 """Subscriptions a node holds only while it needs them.
 
-The simulator builds its ground-truth messages (a hundred actors, 10 Hz) only for a
-subscriber, and every reader pays to take them: a node that needs them only while a
-camera or a chase is watched subscribes then, and lets go after.
+Every message taken costs a Python node CPU, and the simulator builds its ground truth (a
+hundred actors, 10 Hz) only for a subscriber: a node that needs a stream only while a
+camera, a chase or a drone is watched subscribes then, and lets go after.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from std_msgs.msg import Float64
 
 from dfr_common.geodesy import GeoPoint, LocalFrame
 from dfr_common.ros import qos
+from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.stamps import to_seconds
 
 
@@ -31,26 +32,23 @@ class VehiclePose:
         """Listen to the vehicle's MAVROS under `mavros_namespace` (e.g. /uav1/mavros): its home (latched)
         and, with `moving`, its position, height and heading (5 a second each). A node that needs the
         motion only now and then passes moving=False and calls follow_motion() when it does."""
-        self._node, self._namespace = node, mavros_namespace
-        self._motion: list = []
         node.create_subscription(HomePosition, f"{mavros_namespace}/home_position/home", self.on_home,
                                  qos.LATCHED_STATE)
+        self._motion = LazySubscriptions(node, [
+            (NavSatFix, f"{mavros_namespace}/global_position/global", self.on_fix, qos.SENSOR_DATA),
+            (Float64, f"{mavros_namespace}/global_position/rel_alt", self.on_rel_alt, qos.SENSOR_DATA),
+            (Float64, f"{mavros_namespace}/global_position/compass_hdg", self.on_heading, qos.SENSOR_DATA)],
+            self._forget_motion)
         self.follow_motion(moving)
 
     def follow_motion(self, wanted: bool) -> None:
         """Start or stop listening to position, height and heading: a fleet-wide node listening to every
         drone's telemetry all the time spends most of its time on drones it does not watch."""
-        if wanted and not self._motion:
-            ns, sub = self._namespace, self._node.create_subscription
-            self._motion = [sub(NavSatFix, f"{ns}/global_position/global", self.on_fix, qos.SENSOR_DATA),
-                            sub(Float64, f"{ns}/global_position/rel_alt", self.on_rel_alt, qos.SENSOR_DATA),
-                            sub(Float64, f"{ns}/global_position/compass_hdg", self.on_heading, qos.SENSOR_DATA)]
-        elif not wanted and self._motion:
-            for subscription in self._motion:
-                self._node.destroy_subscription(subscription)
-            self._motion = []
-            self.fixes.clear()
-            self.latitude = self.longitude = self.height_m = self.heading_enu = math.nan
+        self._motion.want(wanted)
+
+    def _forget_motion(self) -> None:
+        self.fixes.clear()
+        self.latitude = self.longitude = self.height_m = self.heading_enu = math.nan
 
     def on_home(self, msg: HomePosition) -> None:
         geo = msg.geo
