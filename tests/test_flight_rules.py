@@ -55,6 +55,15 @@ class RulesGraph:
                                                     grade="I", category=category,
                                                     policy_reason="as intake decided it"))
 
+    def call_in(self, incident_id, category, cad_ref, policy_reason, east=300.0):
+        """An open incident intake calls eligible, one grade I call east of uav1's home, for dispatch."""
+        lat, lon, _ = self.frame.to_geodetic(east, 0.0, 0.0)
+        incident = Incident(incident_id=incident_id, state=Incident.STATE_OPEN, drone_eligible=True, grade="I",
+                            category=category, policy_reason=policy_reason,
+                            calls=[Call(cad_ref=cad_ref, grade="I", category=category)])
+        incident.location.latitude, incident.location.longitude, incident.location.altitude = lat, lon, math.nan
+        return self.graph.publish_incident(incident)
+
     def send(self, goal_msg):
         self.graph.spin_until(self.action.server_is_ready, 60, "the bridge's action server")
         future = self.action.send_goal_async(goal_msg)
@@ -188,12 +197,7 @@ def test_dispatch_never_sends_a_drone_to_an_excluded_category_made_eligible_upst
     graph = g.graph
     graph.spin_until(lambda: graph.dispatch.picture.idle(graph.dispatch._now()), 30, "an idle fleet")
     # A misconfigured intake (or a forged message) calls a protest eligible: dispatch must hold.
-    lat, lon, _ = g.frame.to_geodetic(300.0, 0.0, 0.0)
-    protest = Incident(incident_id="INC-PROTEST", state=Incident.STATE_OPEN, drone_eligible=True, grade="I",
-                       category="protest", policy_reason="eligible (misconfigured)",
-                       calls=[Call(cad_ref="CAD-P", grade="I", category="protest")])
-    protest.location.latitude, protest.location.longitude, protest.location.altitude = lat, lon, math.nan
-    graph.publish_incident(protest)
+    g.call_in("INC-PROTEST", "protest", "CAD-P", "eligible (misconfigured)")
     refusal, = g.wait_for_entries(EntryKind.RULE_VIOLATION_REFUSED, 1)
     assert refusal.actor == "/dfr/dispatch" and refusal.incident_id == "INC-PROTEST"
     assert refusal.detail["rule"] == "excluded_category"
@@ -211,12 +215,7 @@ def test_dispatch_records_each_assignment_with_the_drones_it_did_not_send_and_wh
     graph = g.graph
     graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == len(graph.fleet.vehicles),
                      30, "an idle fleet")
-    lat, lon, _ = g.frame.to_geodetic(300.0, 0.0, 0.0)
-    chase = Incident(incident_id="INC-ASSIGN", state=Incident.STATE_OPEN, drone_eligible=True, grade="I",
-                     category="dangerous_driving", policy_reason="grade I dangerous_driving: eligible",
-                     calls=[Call(cad_ref="CAD-A", grade="I", category="dangerous_driving")])
-    chase.location.latitude, chase.location.longitude, chase.location.altitude = lat, lon, math.nan
-    graph.publish_incident(chase)
+    g.call_in("INC-ASSIGN", "dangerous_driving", "CAD-A", "grade I dangerous_driving: eligible")
     entry, = g.wait_for_entries(EntryKind.ASSIGNMENT, 1)
     assert entry.incident_id == "INC-ASSIGN" and entry.actor == "planner"
     assert entry.vehicle_id == graph.dispatch.assignments["INC-ASSIGN"].vehicle_id
