@@ -25,6 +25,7 @@ from dfr_audit.rules_ros import (
     flight_rule_params,
     keep_latest,
 )
+from dfr_common import px4
 from dfr_common.fleet import load_fleet
 from dfr_common.geodesy import ground_distance_m
 from dfr_common.grading import urgency
@@ -35,7 +36,7 @@ from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
 from dfr_dispatch.assignment import Alternative, AssignmentConfig, DroneState, OpenIncident
-from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
+from dfr_dispatch.fleet_picture import FleetPicture, VehicleView, not_ready_reason
 from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
 from dfr_dispatch.policies import POLICIES, decide
@@ -182,8 +183,11 @@ class DispatchNode(Node):
         self._relieve_early(msg)
         self._relieve(msg)
         self._settle_replacement(msg)
-        self.picture.update(VehicleView(msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude,
-                                        msg.available, self._now()))
+        self.picture.update(VehicleView(
+            msg.vehicle_id, msg.base_id, msg.position.latitude, msg.position.longitude, msg.available, self._now(),
+            "" if msg.available else not_ready_reason(
+                msg.connected, msg.armed, msg.landed_state == px4.LANDED_STATE_ON_GROUND,
+                msg.phase.value, msg.incident_id, msg.battery_fraction)))
 
     def _note_on_scene(self, msg: VehicleStatus):
         assignment = self.assignments.get(msg.incident_id)
@@ -316,8 +320,16 @@ class DispatchNode(Node):
             self._send_mission(by_id[incident_id], vehicle_id, f"{self.params.policy} ETA {eta_s:.0f} s"
                                + (" from the air" if drone else ""), start=drone.position if drone else None,
                                eta_s=eta_s, reason=decisions.why.get(incident_id, ""),
-                               alternatives=decisions.alternatives.get(incident_id, ()))
+                               alternatives=self._every_other_drone(vehicle_id, decisions.alternatives.get(
+                                   incident_id, ()), now))
         self.queue_reasons.update(decisions.queued)
+
+    def _every_other_drone(self, sent: str, weighed, now: float) -> list[Alternative]:
+        """The policy's account of the drones it weighed, and why each other drone of the fleet was not
+        weighed at all: the record names every drone that was not sent."""
+        named = {a.vehicle_id for a in weighed} | {sent}
+        return [*weighed, *(Alternative(v, None, self.picture.why_not_free(v, now))
+                            for v in self.fleet.vehicles if v not in named)]
 
     def _replace_late(self, now: float):
         """A drone well behind its expected arrival: send another, keep it flying; the first on scene stays."""

@@ -8,7 +8,8 @@ import pytest
 from pymap3d.vincenty import vdist
 
 from dfr_common.fleet import load_fleet
-from dfr_dispatch.fleet_picture import FleetPicture, VehicleView
+from dfr_common.mission import Phase
+from dfr_dispatch.fleet_picture import FleetPicture, VehicleView, not_ready_reason
 from dfr_dispatch.nearest_idle import nearest_idle
 
 REPO = Path(__file__).resolve().parents[3]
@@ -145,6 +146,34 @@ def test_update_from_an_unknown_vehicle_raises_key_error(picture):
     with pytest.raises(KeyError, match="unknown vehicle 'uav10'"):
         picture.update(report("uav10", now=1.0))
     assert "uav10" not in picture.vehicles
+
+
+def test_each_vehicle_not_free_says_why(picture):
+    picture.update(report("uav1", now=100.0))
+    picture.update(report("uav2", now=100.0))
+    picture.update(report("uav3", now=90.0))
+    picture.update(view("uav4", KENTISH_TOWN, available=False, last_seen_s=100.0, not_ready="no link to its autopilot"))
+    picture.update(report("uav5", now=100.0, available=False))
+    picture.reserve("uav2", "INC-000007")
+    assert picture.why_not_free("uav2", now_s=101.0) == "sent to INC-000007"
+    assert picture.why_not_free("uav3", now_s=101.0) == "no status for 11 s"
+    assert picture.why_not_free("uav4", now_s=101.0) == "no link to its autopilot"
+    assert picture.why_not_free("uav5", now_s=101.0) == "reports itself unavailable"
+    assert picture.why_not_free("uav6", now_s=101.0) == "no status from it yet"
+    assert picture.why_not_free("uav1", now_s=101.0) == "free, and not weighed by the policy"
+
+
+@pytest.mark.parametrize(("status", "reason"), [
+    ((False, False, True, Phase.IDLE.value, "", 0.9), "no link to its autopilot"),
+    ((True, True, False, Phase.TRANSIT.value, "INC-000003", 0.8), "in transit on INC-000003"),
+    ((True, True, False, Phase.LAND.value, "", 0.3), "in land"),
+    ((True, False, True, 42, "", 0.3), "in phase 42"),
+    ((True, True, True, Phase.IDLE.value, "", 0.9), "armed or off the ground"),
+    ((True, False, True, Phase.IDLE.value, "", 0.25), "not fit to launch (battery 25%, or no GPS fix or home yet)"),
+    ((True, False, True, Phase.IDLE.value, "", math.nan), "not fit to launch (battery unknown, or no GPS fix"),
+])
+def test_a_vehicle_reporting_itself_unavailable_is_described_by_its_status(status, reason):
+    assert not_ready_reason(*status).startswith(reason)
 
 
 def test_dispatch_picks_the_nearest_idle_vehicle_of_the_picture(picture):
