@@ -363,6 +363,56 @@ def test_on_scene_it_orbits_the_incident_at_the_stand_off_radius_camera_on_it():
     assert seq.outcome == Outcome.COMPLETED
 
 
+def test_the_scene_is_watched_from_the_on_scene_height_below_the_transit_layer():
+    config = SequencerConfig(on_scene_height_m=40.0, follower=FollowerConfig(climb_speed_m_s=6.0,
+                                                                             descent_speed_m_s=3.0))
+    link = fly(spec(route=[point(380.0, 300.0, 70.0)], on_scene_s=90.0, standoff=40.0), config=config)
+    heights = []
+    link.run(300, until=lambda: heights.append(link.model.position[2]) or link.sequencer.phase == Phase.ON_SCENE)
+    assert max(heights) == pytest.approx(70.0, abs=2.0)           # the transit layer
+    link.run(30)
+    assert link.sequencer.phase == Phase.ON_SCENE
+    assert link.model.position[2] == pytest.approx(40.0, abs=1.5)
+
+
+def _bearings(link):
+    """The nose's and the camera's ENU bearings, degrees: the camera's is the nose's less the gimbal's yaw."""
+    nose = math.degrees(link.model.yaw)
+    return nose, nose - link.model.gimbal.yaw
+
+
+def _fastest_turn_deg_s(samples, period):
+    return max(abs((b - a + 180.0) % 360.0 - 180.0) for a, b in zip(samples, samples[1:])) / period
+
+
+def test_a_new_target_behind_the_drone_is_turned_to_at_the_nose_and_camera_rates():
+    config = SequencerConfig(max_yaw_rate_deg_s=45.0, max_camera_rate_deg_s=30.0,
+                             follower=FollowerConfig(climb_speed_m_s=6.0, descent_speed_m_s=3.0))
+    link = fly(spec(route=[point(380.0, 300.0, 40.0)], on_scene_s=0.0, standoff=40.0), config=config)
+    seq = link.sequencer
+    link.run(300, until=lambda: seq.phase == Phase.ON_SCENE)
+    link.run(20)
+    # The camera is on the scene; a target appears 60 m on the drone's far side of it, standing still.
+    away = (link.model.position[:2] - SCENE) / math.dist(link.model.position[:2], SCENE)
+    target = SCENE - 60.0 * away
+    here = FRAME.to_geodetic(*link.model.position[:2], 0.0)
+    there = FRAME.to_geodetic(*target, 0.0)
+    nose, camera = [], []
+    for _ in range(100):      # held where it is, camera asked onto the target
+        seq.follow(FollowTarget(link.now, "T7", float(here[0]), float(here[1]), 40.0, (0.0, 0.0, 0.0),
+                                float(there[0]), float(there[1])))
+        link.run(0.1, until=lambda: False)
+        n, c = _bearings(link)
+        nose.append(n)
+        camera.append(c)
+    assert seq.phase == Phase.FOLLOW
+    assert _fastest_turn_deg_s(nose, 0.1) <= 45.0 + 1.0
+    assert _fastest_turn_deg_s(camera, 0.1) <= 30.0 + 10.0          # the gimbal slews to each command
+    # ...and the camera ends on the target.
+    look = math.degrees(math.atan2(target[1] - link.model.position[1], target[0] - link.model.position[0]))
+    assert abs((camera[-1] - look + 180.0) % 360.0 - 180.0) < 5.0
+
+
 def test_the_hold_pattern_stays_at_the_end_of_the_route():
     config = SequencerConfig(on_scene_pattern="hold", follower=FollowerConfig(climb_speed_m_s=6.0,
                                                                                  descent_speed_m_s=3.0))

@@ -93,10 +93,17 @@ class SequencerConfig:
     mission_acceptance_radius_m: float = 5.0
     on_scene_pattern: str = "orbit"         # "orbit" the scene at the stand-off radius, or "hold"
     orbit_speed_m_s: float = 5.0
+    on_scene_height_m: float = 0.0          # height above home to watch the scene from; 0: the height it arrived at
     follow_timeout_s: float = 2.0           # follow setpoints older than this: back to the on-scene pattern
     follow_limits: FollowLimitsConfig = field(default_factory=FollowLimitsConfig)
     return_margin_s: float = 60.0           # kept beyond the estimated time home before turning back
     camera_ahead_pitch_deg: float = 0.0     # MOUNT pitch where the camera may not look down: ahead, not at people
+    # The nose turns no faster than this (PX4's MPC_YAWRAUTO_MAX default): the camera turns with it, and a
+    # steady picture is what the control room watches and what the motion detector can follow.
+    max_yaw_rate_deg_s: float = 45.0
+    # Looking down, the camera turns no faster than this in the world, whatever the nose does: a new target or
+    # look-at point is panned to, not jumped to.
+    max_camera_rate_deg_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,9 @@ class MissionSequencer:
         self._limits: FollowLimits | None = None
         self._orbit_center: np.ndarray | None = None  # ENU (east, north) the on-scene pattern circles
         self._look_at: np.ndarray | None = None       # ENU point the camera is on, on scene
+        self._heading = math.nan                       # where the nose points, ENU radians (telemetry)
+        self._yaw_time: float | None = None            # when the yaw setpoint was last turned
+        self._camera: tuple[float, float, float] | None = None   # looking down: (pitch deg, bearing rad, when)
         self._mission_points: list[np.ndarray] = []   # the route pushed as a PX4 mission, local
         self._last_state_s = -math.inf                 # when the previous MAVROS State arrived
         self._link_gap: tuple[float, float] = (0.0, -math.inf)   # (silence s, when it ended) of the last gap
@@ -252,6 +262,7 @@ class MissionSequencer:
         seq._frame, seq._position = previous._frame, previous._position.copy()
         seq._started, seq._now, seq._t = True, previous._now, previous._t
         seq._stream_since, seq.setpoint = previous._stream_since, previous.setpoint
+        seq._yaw_time, seq._heading, seq._camera = previous._yaw_time, previous._heading, previous._camera
         seq._last_state_s, seq._link_gap = previous._last_state_s, previous._link_gap
         seq._autopilot_message = previous._autopilot_message
         seq.takeoff_time_s = previous._now          # this mission's share of the flight starts now
@@ -444,6 +455,8 @@ class MissionSequencer:
         elif self._fly(t):
             self.on_scene_since_s = t.now_s
             self._hold = self._follower.target.copy()
+            if self.config.on_scene_height_m > 0.0:
+                self._hold[2] = min(self.config.on_scene_height_m, self.config.max_altitude_m)
             scene = self._scene_local()
             self._orbit_center, self._look_at = scene[:2].copy(), scene
             self._enter(Phase.ON_SCENE, "orbit")
@@ -568,11 +581,28 @@ class MissionSequencer:
         tracking = self.phase == Phase.FOLLOW and self._follow_fresh(t)
         if camera_may_point_down(self.phase, tracking) and self._look_at is not None and \
                 self._position is not None:
-            heading = t.heading_enu if math.isfinite(t.heading_enu) else (
-                self.setpoint.yaw_enu if self.setpoint else math.pi / 2)
-            self.gimbal = mount_angles_to(self._position, heading, self._look_at)
+            # The gimbal's yaw is from the nose: from where the nose is being turned to (the yaw setpoint just
+            # streamed, a slow turn PX4 follows closely), not from telemetry that lags a turn in progress.
+            heading = self.setpoint.yaw_enu if self.setpoint is not None else t.heading_enu
+            if not math.isfinite(heading):
+                heading = math.pi / 2
+            self.gimbal = self._panned_to(*mount_angles_to(self._position, heading, self._look_at), heading)
         else:
-            self.gimbal = (self.config.camera_ahead_pitch_deg, 0.0)
+            self.gimbal = (self.config.camera_ahead_pitch_deg, 0.0)      # at once: the rules allow no delay
+            self._camera = None
+
+    def _panned_to(self, pitch: float, yaw: float, heading: float) -> tuple[float, float]:
+        """MOUNT (pitch, yaw) turned towards the wanted ones at max_camera_rate_deg_s, in the world: the camera's
+        bearing is the nose's less the gimbal's yaw, so a turning nose does not turn the picture."""
+        bearing = heading - math.radians(yaw)
+        if self._camera is not None:
+            last_pitch, last_bearing, since = self._camera
+            step = self.config.max_camera_rate_deg_s * max(0.0, self._now - since)
+            pitch = last_pitch + max(-step, min(step, pitch - last_pitch))
+            turn = (math.degrees(bearing - last_bearing) + 180.0) % 360.0 - 180.0
+            bearing = last_bearing + math.radians(max(-step, min(step, turn)))
+        self._camera = (pitch, bearing, self._now)
+        return pitch, (math.degrees(heading - bearing) + 180.0) % 360.0 - 180.0
 
     # ------------------------------------------------------ battery reserve
     def _check_battery_reserve(self, t: Telemetry) -> None:
@@ -704,13 +734,28 @@ class MissionSequencer:
         else:
             yaw = self.setpoint.yaw_enu if self.setpoint else math.pi / 2
         self.setpoint = Setpoint(float(lat), float(lon), float(position[2]),
-                                 (float(velocity[0]), float(velocity[1]), float(velocity[2])), yaw)
+                                 (float(velocity[0]), float(velocity[1]), float(velocity[2])), self._turned_to(yaw))
+
+    def _turned_to(self, yaw: float) -> float:
+        """The yaw setpoint a turn at max_yaw_rate_deg_s reaches towards `yaw` since the last setpoint; a new
+        stream starts where the nose points."""
+        if self.setpoint is not None and self._yaw_time is not None:
+            previous, elapsed = self.setpoint.yaw_enu, self._now - self._yaw_time
+        else:
+            previous, elapsed = self._heading, 0.0
+        self._yaw_time = self._now
+        if not math.isfinite(previous):
+            return yaw
+        step = math.radians(self.config.max_yaw_rate_deg_s) * max(0.0, elapsed)
+        turn = (yaw - previous + math.pi) % (2.0 * math.pi) - math.pi
+        return (previous + max(-step, min(step, turn)) + math.pi) % (2.0 * math.pi) - math.pi
 
     def _to_local(self, waypoint: Waypoint) -> np.ndarray:
         east, north, _ = self._frame.to_enu(waypoint.latitude, waypoint.longitude)
         return np.array([float(east), float(north), waypoint.altitude_rel_m])
 
     def _track_position(self, t: Telemetry) -> None:
+        self._heading = t.heading_enu
         if self._frame is None or not (math.isfinite(t.latitude) and math.isfinite(t.longitude)
                                        and math.isfinite(t.altitude_rel_m)):
             return
