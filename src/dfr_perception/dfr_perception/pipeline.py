@@ -158,8 +158,10 @@ class TargetKeeperConfig:
                                                 "where the relieved drone's target should be now", 1.0, 500.0)
     min_age_s: float = documented(0.5, "a track must be this old to be chosen from the incident's description",
                                   0.0, 60.0)
-    min_speed_when_fast_m_s: float = documented(1.0, "when the incident says the suspect is moving fast, slower "
-                                                      "tracks are not candidates", 0.0, 50.0)
+    min_speed_when_fast_m_s: float = documented(3.5, "when the incident says the suspect is moving fast, slower "
+                                                      "tracks are not candidates: faster than a jog; the parallax "
+                                                      "of a roof or a lane marking seldom looks this fast for long",
+                                                0.0, 50.0)
     switch_margin: float = documented(3.0, "while the incident's words choose, a track scoring this much more than "
                                            "the target takes its place", 0.0, 100.0)
     class_patience_s: float = documented(30.0, "for this long after the first image only tracks of the class the "

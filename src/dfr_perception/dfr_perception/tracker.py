@@ -212,7 +212,11 @@ class Tracker:
             det = var[..., 0, 0] * var[..., 1, 1] - var[..., 0, 1] * var[..., 1, 0]
             m2 = (var[..., 1, 1] * d[..., 0] ** 2 - 2 * var[..., 0, 1] * d[..., 0] * d[..., 1]
                   + var[..., 0, 0] * d[..., 1] ** 2) / det
-            ratio = np.maximum(sizes[None, :, :] / x[:, None, 2:4], x[:, None, 2:4] / np.maximum(sizes[None], 1e-9))
+            # Sizes padded by twice the detector's pixel noise: a box a few pixels across changes size by that
+            # much from frame to frame (and its predicted size with it), which says nothing about identity.
+            pad = 2.0 * cfg.measurement_std_px
+            ratio = np.maximum((sizes[None, :, :] + pad) / (x[:, None, 2:4] + pad),
+                               (x[:, None, 2:4] + pad) / (sizes[None] + pad))
             near = (m2 <= cfg.centre_gate_chi2) & (ratio.max(axis=2) <= cfg.max_size_ratio)
             # Always dearer than any IoU match, cheaper the nearer.
             fallback = 1.0 - cfg.min_iou * (1.0 - m2 / cfg.centre_gate_chi2) * 0.999
