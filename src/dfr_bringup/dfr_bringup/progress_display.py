@@ -57,6 +57,8 @@ def progress_table(progress: dict | None, title: str) -> Table:
                   " / ".join(_number(response.get(k), "{:.0f}", " s") for k in ("p50", "p90", "max")))
     in_view = progress.get("target_in_view_fraction")
     table.add_row("suspect in view", _number(None if in_view is None else 100 * in_view, "{:.0f}", " %"))
+    on_suspect = progress.get("target_on_suspect_fraction")
+    table.add_row("target on the suspect", _number(None if on_suspect is None else 100 * on_suspect, "{:.0f}", " %"))
     flights_without = progress.get("flights_without_incident", 0)
     table.add_row("flights without incident", f"[{'red' if flights_without else 'green'}]{flights_without}[/]")
     return table

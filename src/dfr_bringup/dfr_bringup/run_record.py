@@ -178,15 +178,23 @@ class ChaseScore:
 
     samples: int = 0
     in_view: int = 0
+    on_suspect: int = 0          # samples whose drone was tracking a target on the suspect itself
     by_vehicle: dict[str, list[int]] = field(default_factory=dict)
 
-    def add(self, vehicle_id: str, seen: bool) -> None:
+    def add(self, vehicle_id: str, seen: bool, on_suspect: bool = False) -> None:
         self.samples += 1
         self.in_view += int(seen)
-        counts = self.by_vehicle.setdefault(vehicle_id, [0, 0])
+        self.on_suspect += int(on_suspect)
+        counts = self.by_vehicle.setdefault(vehicle_id, [0, 0, 0])
         counts[0] += 1
         counts[1] += int(seen)
+        counts[2] += int(on_suspect)
 
     @property
     def fraction(self) -> float | None:
         return self.in_view / self.samples if self.samples else None
+
+    @property
+    def on_suspect_fraction(self) -> float | None:
+        """Of the chase, how much the drone's own target was the suspect: perception found the right one."""
+        return self.on_suspect / self.samples if self.samples else None

@@ -63,6 +63,8 @@ class RunRecorderNode(Node):
             Param("camera_height", 480, "the drones' camera height, pixels", 2, 8192),
             Param("camera_horizontal_fov_deg", 80.0, "the drones' camera field of view", 1.0, 179.0),
             Param("chase_sample_period_s", 0.5, "sim seconds between the chase's in-view samples", 0.05, 60.0),
+            Param("target_match_radius_m", 15.0, "a drone's tracked target this close to the suspect (ground truth) "
+                  "is the suspect, for the chase's score: geolocation from 40 m errs by a few metres", 0.5, 100.0),
             Param("write_report", True, "write report.md, map.png and response_times.png when the run ends"),
             Param("config_dir", "", "the project's config directory, for the report's map (airspace, bases); "
                   "empty: the fleet file's grandparent"),
@@ -80,6 +82,7 @@ class RunRecorderNode(Node):
             self.cruise_speed_m_s, self.launch_s = figures.cruise_speed_m_s, figures.launch_s
         self.paths = FlightPaths(p.path_period_s)
         self.chase = ChaseScore()
+        self.targets: dict[str, Target] = {}               # vehicle -> its latest target
         # cad_ref -> the simulator actor the call is about (a scenario's evaluation only)
         self.suspects = {c.cad_ref: c.suspect_actor for c in (self.scenario.calls if self.scenario else ())
                          if c.suspect_actor}
@@ -131,6 +134,7 @@ class RunRecorderNode(Node):
                 self.chase_incidents[msg.incident_id] = self.suspects[call.cad_ref]
 
     def _on_target(self, msg: Target):
+        self.targets[msg.vehicle_id] = msg
         if msg.state == Target.STATE_TRACKING:
             self.paths.add_target(self._now(), msg.vehicle_id, float(msg.track.position.latitude),
                                   float(msg.track.position.longitude), int(msg.track.track_id))
@@ -159,7 +163,21 @@ class RunRecorderNode(Node):
                                                 truth.gimbal_yaw_deg)
             seen = target_in_view(self.camera.k, self.camera.width, self.camera.height,
                                   (east, north, truth.height_above_ground_m), rotation, self.actors[suspect])
-            self.chase.add(truth.vehicle_id, bool(seen))
+            self.chase.add(truth.vehicle_id, bool(seen), self._on_suspect(truth.vehicle_id, now, self.actors[suspect]))
+
+    def _on_suspect(self, vehicle_id: str, now: float, suspect_xy) -> bool:
+        """Whether the drone's target, seen within the last sample period and carried on by its velocity to
+        now, is where the suspect is."""
+        target = self.targets.get(vehicle_id)
+        age = now - to_seconds(target.header.stamp) if target is not None else math.inf
+        if target is None or target.state != Target.STATE_TRACKING \
+                or not 0.0 <= age <= self.params.chase_sample_period_s:
+            return False
+        east, north, _ = self.frame.to_enu(target.track.position.latitude, target.track.position.longitude)
+        velocity = target.track.velocity
+        if math.isfinite(velocity.x) and math.isfinite(velocity.y):
+            east, north = east + velocity.x * age, north + velocity.y * age
+        return math.hypot(east - suspect_xy[0], north - suspect_xy[1]) <= self.params.target_match_radius_m
 
     def _on_progress(self, msg: ScenarioProgress):
         self.progress = msg
@@ -193,6 +211,7 @@ class RunRecorderNode(Node):
                  "incidents_refused_by_policy": metrics["incidents_refused_by_policy"],
                  "incidents_attended": metrics["incidents_attended"], "response_time_s": metrics["response_time_s"],
                  "target_in_view_fraction": self.chase.fraction,
+                 "target_on_suspect_fraction": self.chase.on_suspect_fraction,
                  "flights_without_incident": metrics["flights_without_incident"],
                  "real_time_factor": elapsed / (wall - self.start_wall) if self.start_wall and wall > self.start_wall
                  else None, "finished": self.finished}
@@ -223,7 +242,8 @@ class RunRecorderNode(Node):
         progress = self.progress or ScenarioProgress()
         return {"scenario": self.scenario.name if self.scenario else "", "calls_received": progress.calls_reported,
                 "calls_rejected": progress.calls_rejected, **self.record.metrics(),
-                "target_in_view_fraction": self.chase.fraction, "chase_samples": self.chase.samples,
+                "target_in_view_fraction": self.chase.fraction,
+                "target_on_suspect_fraction": self.chase.on_suspect_fraction, "chase_samples": self.chase.samples,
                 "sim_duration_s": sim, "wall_duration_s": wall,
                 "sim_real_time_factor": sim / wall if wall > 0 else None, "complete": complete}
 

@@ -400,6 +400,7 @@ def _ratio(incident: dict) -> str:
 def _summary_rows(metrics: dict) -> list[tuple]:
     response = metrics.get("response_time_s") or {}
     fraction = metrics.get("target_in_view_fraction")
+    on_suspect = metrics.get("target_on_suspect_fraction")
     return [
         ("calls received / rejected / accepted", " / ".join(_number(metrics.get(k)) for k in
                                                             ("calls_received", "calls_rejected", "calls_accepted"))),
@@ -411,7 +412,9 @@ def _summary_rows(metrics: dict) -> list[tuple]:
         ("response over its lower bound, p50", _number(metrics.get("response_lower_bound_ratio_p50"), digits=2)),
         ("flights", _number(metrics.get("flights"))),
         ("**flights without an incident (must be 0)**", f"**{_number(metrics.get('flights_without_incident'))}**"),
-        ("target in view while followed", "-" if fraction is None else f"{100 * fraction:.1f} %"),
+        ("suspect in the camera while its incident was watched",
+         "-" if fraction is None else f"{100 * fraction:.1f} %"),
+        ("the drone's target on the suspect", "-" if on_suspect is None else f"{100 * on_suspect:.1f} %"),
         ("simulated time / wall time, s", f"{_number(metrics.get('sim_duration_s'))} / "
                                           f"{_number(metrics.get('wall_duration_s'))}"),
         ("real-time factor", _number(metrics.get("sim_real_time_factor"), digits=2)),

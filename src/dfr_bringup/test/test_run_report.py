@@ -34,7 +34,8 @@ METRICS = {
     "scenario": "Synthetic evening", "calls_received": 8, "calls_rejected": 1, "calls_accepted": 7,
     "incidents": 4, "incidents_eligible": 3, "incidents_refused_by_policy": 1, "incidents_attended": 2,
     "response_time_s": {"p50": 102.7, "p90": 116.9, "max": 120.5}, "response_lower_bound_ratio_p50": 1.45,
-    "flights": 2, "flights_without_incident": 0, "target_in_view_fraction": 0.875, "sim_duration_s": 900.0,
+    "flights": 2, "flights_without_incident": 0, "target_in_view_fraction": 0.875,
+    "target_on_suspect_fraction": 0.625, "sim_duration_s": 900.0,
     "wall_duration_s": 300.0, "sim_real_time_factor": 3.0, "complete": True, "per_incident": INCIDENTS,
 }
 
@@ -130,7 +131,8 @@ def test_summary_has_the_headline_metrics(full_run):
     _, markdown = full_run
     assert "| response time p50 / p90 / max, s | 102.7 / 116.9 / 120.5 |" in markdown
     assert "| **flights without an incident (must be 0)** | **0** |" in markdown
-    assert "| target in view while followed | 87.5 % |" in markdown
+    assert "| suspect in the camera while its incident was watched | 87.5 % |" in markdown
+    assert "| the drone's target on the suspect | 62.5 % |" in markdown
     assert "| response over its lower bound, p50 | 1.45 |" in markdown
     assert "permissions held: police_permitted" in markdown
     assert "flight_paths.json is missing" not in markdown
