@@ -7,11 +7,18 @@ chosen, why, and the others weighed) and the flight rules' decisions of dispatch
 bridges (refusals, maintenance and test flights allowed), and appends one entry per decision to
 the SQLite audit log at `log_file` (dfr_audit.recorder). `python -m dfr_audit.verify`
 checks the file; `python -m dfr_audit.transparency_report` summarises it.
+
+With `store_dir`, each mission's target track goes into the retention store when the mission
+ends (dfr_audit.track_recordings), logged as footage_recorded; `python -m dfr_audit.retention`
+deletes it, and logs that, once the retention period has passed unless its incident is evidence.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
+import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rclpy.node import Node
@@ -26,12 +33,14 @@ from dfr_audit.recorder import (
     RuleDecisionSeen,
     StatusSeen,
 )
+from dfr_audit.retention import ArtifactMeta, RetentionError, record_artifact
 from dfr_audit.rules_ros import (
     ASSIGNMENT_DECISIONS,
     ASSIGNMENT_DECISIONS_QOS,
     FLIGHT_RULE_DECISIONS,
     FLIGHT_RULE_DECISIONS_QOS,
 )
+from dfr_audit.track_recordings import TRACK_FILE, FinishedTrack, MissionTracks, TrackPoint
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
@@ -49,6 +58,8 @@ class AuditNode(Node):
             Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
             Param("vehicles", [], "vehicle ids to record; empty: every vehicle of the fleet"),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
+            Param("store_dir", "", "the retention store each mission's target track goes into when the mission "
+                  "ends (python -m dfr_audit.retention deletes it when due); empty: tracks are not kept"),
         ])
         if not p.log_file:
             raise ValueError("parameter 'log_file' is empty: the audit log needs a file")
@@ -58,6 +69,9 @@ class AuditNode(Node):
         Path(p.log_file).parent.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog(p.log_file, key=read_key_file(p.key_file) if p.key_file else None)
         self.recorder = AuditRecorder(self.log)
+        self.tracks = MissionTracks()
+        if p.store_dir:
+            Path(p.store_dir).mkdir(parents=True, exist_ok=True)
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
         self.create_subscription(FlightRuleDecision, FLIGHT_RULE_DECISIONS, self._on_rule_decision,
                                  FLIGHT_RULE_DECISIONS_QOS)
@@ -89,6 +103,26 @@ class AuditNode(Node):
         seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail,
                           msg.flight_kind)
         self._guard(f"status of {msg.vehicle_id}", lambda: self.recorder.on_status(self._now(), seen))
+        for track in self.tracks.on_mission(msg.vehicle_id, msg.mission_id):
+            self._keep(track)
+
+    def _keep(self, track: FinishedTrack) -> None:
+        """The mission's target track into the retention store, and footage_recorded on the log."""
+        if not self.params.store_dir:
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / TRACK_FILE
+            path.write_text(json.dumps(track.as_json()))
+            meta = ArtifactMeta(track.mission_id, track.vehicle_id, "track", datetime.now(timezone.utc),
+                                track.incident_id)
+            try:
+                record_artifact(self.params.store_dir, self.log, path, meta, ros_time_s=self._now(),
+                                actor="audit")
+            except (ValueError, RetentionError, OSError) as err:
+                self.get_logger().error(f"audit: the target track of {track.mission_id} was not kept: {err}")
+                return
+        self.get_logger().info(f"{track.mission_id}: its target track ({len(track.points)} sightings) is in the "
+                               f"retention store")
 
     def _on_rule_decision(self, msg: FlightRuleDecision):
         seen = RuleDecisionSeen(msg.decided_by, msg.vehicle_id, msg.mission_id, msg.incident_id, msg.flight_kind,
@@ -105,11 +139,17 @@ class AuditNode(Node):
     def _on_target(self, msg: Target):
         if msg.state == Target.STATE_NONE:
             return
+        if msg.state == Target.STATE_TRACKING:
+            self.tracks.add(msg.vehicle_id, msg.mission_id, msg.incident_id, TrackPoint(
+                to_seconds(msg.header.stamp), int(msg.track.track_id), float(msg.track.position.latitude),
+                float(msg.track.position.longitude)))
         self._guard(f"target of {msg.vehicle_id}", lambda: self.recorder.on_target(
             self._now(), msg.vehicle_id, msg.mission_id, msg.incident_id, int(msg.track.track_id), msg.selected_by,
             msg.reason))
 
     def on_shutdown(self):
+        for track in self.tracks.finish_all():
+            self._keep(track)
         self.log.close()
 
 

@@ -112,7 +112,8 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                   "airspace_file": str(run.config_dir / "airspace" / "london_restrictions.geojson")}),
         NodeSpec("dfr_audit", "audit_node", "audit", "/dfr", ("audit.yaml",),
                  {**clock, "fleet_file": str(run.fleet_file), "vehicles": [v.vehicle_id for v in vehicles],
-                  "log_file": str(run.output_dir / "audit_log.sqlite")}),
+                  "log_file": str(run.output_dir / "audit_log.sqlite"),
+                  "store_dir": str(run.output_dir / "recordings")}),
     ]
     if run.output_dir is not None:
         # The run's topics, for Foxglove, rosbags and `ros2 bag`; the run does not end with it.

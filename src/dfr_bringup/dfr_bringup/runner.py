@@ -219,7 +219,7 @@ def main(argv=None) -> int:
         code = 130
     finally:
         graph.stop()
-    for name in ("metrics.json", "report.md", "bag.mcap", "audit_log.sqlite"):
+    for name in ("metrics.json", "report.md", "bag.mcap", "audit_log.sqlite", "recordings"):
         if (run_dir / name).exists():
             print(f"[runner] {name}: {run_dir / name}", flush=True)
     return code
