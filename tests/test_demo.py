@@ -80,8 +80,11 @@ def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
         assert any(s.incident_id == ebike and s.phase.value == 5 for c in statuses
                    for _, _, raw in bag.messages([c]) for s in [bag.deserialize(raw, c.msgtype)]), \
             "no drone flew in FOLLOW on the e-bike's incident"
-    # The target's track went into the retention store when its mission ended, on the record.
+    # The target's track and the redacted video went into the retention store when the mission ended, on the
+    # record; the bag holds no images.
     recorded = [e for e in read_entries(run_dir / "audit_log.sqlite", kind=EntryKind.FOOTAGE_RECORDED)
                 if e.incident_id == ebike]
-    assert recorded and all((run_dir / "recordings" / e.detail["artifact"]).is_file() for e in recorded)
+    assert {e.detail["artifact_kind"] for e in recorded} == {"track", "footage"}
+    assert all((run_dir / "recordings" / e.detail["artifact"]).is_file() for e in recorded)
+    assert not [t for t in topics if t.endswith("/perception/image_redacted")]
     assert "Traceback" not in (run_dir / "graph.log").read_text()

@@ -8,9 +8,11 @@ bridges (refusals, maintenance and test flights allowed), and appends one entry 
 the SQLite audit log at `log_file` (dfr_audit.recorder). `python -m dfr_audit.verify`
 checks the file; `python -m dfr_audit.transparency_report` summarises it.
 
-With `store_dir`, each mission's target track goes into the retention store when the mission
-ends (dfr_audit.track_recordings), logged as footage_recorded; `python -m dfr_audit.retention`
-deletes it, and logs that, once the retention period has passed unless its incident is evidence.
+With `store_dir`, each mission's target track and redacted video (perception's
+<vehicle>/perception/image_redacted: everything but the target blurred) go into the retention
+store when the mission ends (dfr_audit.mission_recordings), each logged as footage_recorded;
+`python -m dfr_audit.retention` deletes them, and logs that, once the retention period has passed
+unless the incident is evidence.
 """
 from __future__ import annotations
 
@@ -21,9 +23,19 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from rclpy.node import Node
+from sensor_msgs.msg import Image
 
 from dfr_audit.audit_log import AuditLog, read_key_file
+from dfr_audit.mission_recordings import (
+    TRACK_FILE,
+    FinishedFootage,
+    FinishedTrack,
+    MissionFootage,
+    MissionTracks,
+    TrackPoint,
+)
 from dfr_audit.recorder import (
     AlternativeSeen,
     AssignmentSeen,
@@ -40,7 +52,6 @@ from dfr_audit.rules_ros import (
     FLIGHT_RULE_DECISIONS,
     FLIGHT_RULE_DECISIONS_QOS,
 )
-from dfr_audit.track_recordings import TRACK_FILE, FinishedTrack, MissionTracks, TrackPoint
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.node_main import run
@@ -58,8 +69,10 @@ class AuditNode(Node):
             Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml)"),
             Param("vehicles", [], "vehicle ids to record; empty: every vehicle of the fleet"),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
-            Param("store_dir", "", "the retention store each mission's target track goes into when the mission "
-                  "ends (python -m dfr_audit.retention deletes it when due); empty: tracks are not kept"),
+            Param("store_dir", "", "the retention store each mission's target track and redacted video go into "
+                  "when the mission ends (python -m dfr_audit.retention deletes them when due); empty: neither is "
+                  "kept"),
+            Param("footage_rate_hz", 2.0, "images per second of each mission's redacted video kept", 0.1, 30.0),
         ])
         if not p.log_file:
             raise ValueError("parameter 'log_file' is empty: the audit log needs a file")
@@ -70,6 +83,8 @@ class AuditNode(Node):
         self.log = AuditLog(p.log_file, key=read_key_file(p.key_file) if p.key_file else None)
         self.recorder = AuditRecorder(self.log)
         self.tracks = MissionTracks()
+        self._incident_of: dict[str, str] = {}          # vehicle -> the incident of its current mission
+        self.footage = MissionFootage(p.footage_rate_hz) if p.store_dir else None
         if p.store_dir:
             Path(p.store_dir).mkdir(parents=True, exist_ok=True)
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
@@ -81,6 +96,9 @@ class AuditNode(Node):
             self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
                                      qos.LATCHED_STATE)
             self.create_subscription(Target, f"/{vehicle_id}/perception/target", self._on_target, qos.RELIABLE)
+            if self.footage is not None:
+                self.create_subscription(Image, f"/{vehicle_id}/perception/image_redacted",
+                                         lambda m, v=vehicle_id: self._on_redacted(v, m), qos.LATEST_IMAGE)
         self.get_logger().info(f"audit log {p.log_file} ({len(self.log)} entries so far)")
 
     def _now(self) -> float:
@@ -100,29 +118,48 @@ class AuditNode(Node):
         self._guard(f"incident {msg.incident_id}", lambda: self.recorder.on_incident(self._now(), seen))
 
     def _on_status(self, msg: VehicleStatus):
+        self._incident_of[msg.vehicle_id] = msg.incident_id
         seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail,
                           msg.flight_kind)
         self._guard(f"status of {msg.vehicle_id}", lambda: self.recorder.on_status(self._now(), seen))
-        for track in self.tracks.on_mission(msg.vehicle_id, msg.mission_id):
-            self._keep(track)
+        self._keep_recordings(self.tracks.on_mission(msg.vehicle_id, msg.mission_id)
+                              + (self.footage.on_mission(msg.vehicle_id, msg.mission_id) if self.footage else []))
 
-    def _keep(self, track: FinishedTrack) -> None:
-        """The mission's target track into the retention store, and footage_recorded on the log."""
+    def _on_redacted(self, vehicle_id: str, msg: Image):
+        """A frame of the mission's video: only what perception publishes, with everything but the target
+        blurred; the raw camera is never kept."""
+        mission = self.footage.current_mission(vehicle_id)
+        if not mission or msg.encoding not in ("rgb8", "mono8") or msg.height * msg.step != len(msg.data):
+            return
+        channels = 3 if msg.encoding == "rgb8" else 1
+        image = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)[:, :msg.width * channels]
+        image = image.reshape(msg.height, msg.width, channels) if channels == 3 else image
+        incident = self._incident_of.get(vehicle_id, "")
+        self._guard(f"footage of {mission}", lambda: self.footage.add(
+            vehicle_id, mission, incident, to_seconds(msg.header.stamp), image))
+
+    def _keep_recordings(self, finished: list) -> None:
         if not self.params.store_dir:
             return
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / TRACK_FILE
-            path.write_text(json.dumps(track.as_json()))
-            meta = ArtifactMeta(track.mission_id, track.vehicle_id, "track", datetime.now(timezone.utc),
-                                track.incident_id)
-            try:
-                record_artifact(self.params.store_dir, self.log, path, meta, ros_time_s=self._now(),
-                                actor="audit")
-            except (ValueError, RetentionError, OSError) as err:
-                self.get_logger().error(f"audit: the target track of {track.mission_id} was not kept: {err}")
-                return
-        self.get_logger().info(f"{track.mission_id}: its target track ({len(track.points)} sightings) is in the "
-                               f"retention store")
+        for recording in finished:
+            if isinstance(recording, FinishedTrack):
+                with tempfile.TemporaryDirectory() as scratch:
+                    path = Path(scratch) / TRACK_FILE
+                    path.write_text(json.dumps(recording.as_json()))
+                    self._keep(recording, path, "track", f"{len(recording.points)} target sightings")
+            elif isinstance(recording, FinishedFootage):
+                self._keep(recording, recording.path, "footage", f"{recording.frames} frames of redacted video")
+
+    def _keep(self, recording: FinishedTrack | FinishedFootage, path: Path, kind: str, what: str) -> None:
+        """A mission's recording into the retention store, and footage_recorded on the log."""
+        meta = ArtifactMeta(recording.mission_id, recording.vehicle_id, kind, datetime.now(timezone.utc),
+                            recording.incident_id)
+        try:
+            record_artifact(self.params.store_dir, self.log, path, meta, ros_time_s=self._now(), actor="audit")
+        except (ValueError, RetentionError, OSError) as err:
+            self.get_logger().error(f"audit: the {kind} of {recording.mission_id} was not kept: {err}")
+            return
+        self.get_logger().info(f"{recording.mission_id}: {what} in the retention store")
 
     def _on_rule_decision(self, msg: FlightRuleDecision):
         seen = RuleDecisionSeen(msg.decided_by, msg.vehicle_id, msg.mission_id, msg.incident_id, msg.flight_kind,
@@ -148,8 +185,9 @@ class AuditNode(Node):
             msg.reason))
 
     def on_shutdown(self):
-        for track in self.tracks.finish_all():
-            self._keep(track)
+        self._keep_recordings(self.tracks.finish_all() + (self.footage.finish_all() if self.footage else []))
+        if self.footage is not None:
+            self.footage.close()
         self.log.close()
 
 

@@ -1,7 +1,11 @@
-"""Unit tests of dfr_audit.track_recordings: which sightings make which mission's recording, and when."""
+"""Unit tests of dfr_audit.mission_recordings: which sightings and frames make which mission's recordings, and when."""
 import math
 
-from dfr_audit.track_recordings import MissionTracks, TrackPoint
+import cv2
+import numpy as np
+import pytest
+
+from dfr_audit.mission_recordings import MissionFootage, MissionTracks, TrackPoint
 
 
 def point(t, track_id=7, lat=51.54, lon=-0.10):
@@ -46,3 +50,35 @@ def test_a_very_long_track_is_capped():
         tracks.add("uav1", "M1", "INC-1", point(float(i)))
     (done,) = tracks.finish_all()
     assert len(done.points) == 3
+
+
+def test_each_mission_video_keeps_frames_at_the_rate_and_is_readable(tmp_path):
+    footage = MissionFootage(rate_hz=2.0, scratch_dir=str(tmp_path))
+    footage.on_mission("uav1", "M1")
+    frame = np.zeros((48, 64, 3), np.uint8)
+    kept = [footage.add("uav1", "M1", "INC-1", 10.0 + 0.2 * i, frame) for i in range(10)]   # 5 Hz for 2 s
+    assert kept == [True, False, False, True, False, False, True, False, False, True]      # 0.5 s apart at least
+    assert not footage.add("uav1", "M1", "INC-1", 12.0, np.zeros((10, 10, 3), np.uint8))  # another size
+    assert not footage.add("uav2", "", "INC-1", 12.0, frame)                              # no mission
+    (done,) = footage.on_mission("uav1", "")
+    assert (done.mission_id, done.incident_id, done.frames, done.path.name) == ("M1", "INC-1", 4, "footage.avi")
+    video = cv2.VideoCapture(str(done.path))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 4
+    assert not footage.add("uav1", "M1", "INC-1", 20.0, frame)         # finished: a late frame is not kept
+    footage.close()
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_mission_without_frames_leaves_no_video(tmp_path):
+    footage = MissionFootage(scratch_dir=str(tmp_path))
+    footage.on_mission("uav1", "M1")
+    assert footage.on_mission("uav1", "M2") == [] and footage.finish_all() == []
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, math.nan])
+def test_the_video_rate_must_be_positive(rate):
+    with pytest.raises(ValueError, match="positive rate"):
+        MissionFootage(rate_hz=rate)
