@@ -18,6 +18,7 @@ for (a file without a sidecar, a sidecar it cannot read, a file it cannot delete
 failure in the result and makes the command exit 1: nothing is skipped silently.
 
     python -m dfr_audit.retention STORE --log LOG [--days N] [--now ISO] [--key-file F]
+    python -m dfr_audit.retention STORE --log LOG --mark-evidence INCIDENT --by WHO --reason WHY
 
 Retention is the one place the wall clock decides anything: it takes `now` as an argument.
 """
@@ -415,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=RetentionPolicy.days, help="the retention period, days")
     parser.add_argument("--now", help="the time to apply retention at (ISO 8601 with a zone); default: now")
     parser.add_argument("--key-file", help="the HMAC key of a keyed log")
+    parser.add_argument("--mark-evidence", metavar="INCIDENT", help="only mark the incident's recordings, now and "
+                        "to come, as evidence (kept past the period), on the log; needs --by and --reason")
+    parser.add_argument("--by", default="", help="who marks the incident as evidence")
+    parser.add_argument("--reason", default="", help="why the incident is evidence")
     args = parser.parse_args(argv)
+    if args.mark_evidence is not None:
+        return _mark(args)
     try:
         policy = RetentionPolicy(days=args.days)
         now = _parse_now(args.now) if args.now else datetime.now(timezone.utc)
@@ -439,6 +446,24 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(result.kept_as_evidence)} kept as evidence, {len(result.kept_within_period)} within the period, "
           f"{len(result.failures)} failures")
     return 0 if result.ok else 1
+
+
+def _mark(args) -> int:
+    try:
+        if not Path(args.log).is_file():
+            raise ValueError(f"there is no audit log at {args.log}")
+        if not args.by.strip() or not args.reason.strip():
+            raise ValueError("say who marks the incident as evidence (--by) and why (--reason): both go on the log")
+        key = read_key_file(args.key_file) if args.key_file else None
+        with AuditLog(args.log, key=key) as audit_log:
+            marked = mark_evidence(args.store, audit_log, args.mark_evidence, actor=args.by, reason=args.reason,
+                                   ros_time_s=datetime.now(timezone.utc).timestamp())
+    except (ValueError, AuditLogError, RetentionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.mark_evidence} is evidence: {len(marked)} recordings kept past the retention period"
+          + "".join(f"\n  {relative}" for relative in marked))
+    return 0
 
 
 if __name__ == "__main__":

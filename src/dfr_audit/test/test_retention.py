@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dfr_audit.audit_log import AuditLog, EntryKind
+from dfr_audit.audit_log import AuditLog, EntryKind, read_entries
 from dfr_audit.retention import (
     ArtifactMeta,
     RetentionError,
@@ -216,6 +216,21 @@ def test_marking_needs_an_incident_and_an_actor(store, log):
         mark_evidence(store, log, "INC-1", actor="", reason="r", ros_time_s=1.0)
     with pytest.raises(RetentionError, match="not a directory"):
         scan_store(store / "nope")
+
+
+def test_cli_marks_an_incident_as_evidence_and_retention_then_keeps_it(tmp_path, store, log, capsys):
+    record(tmp_path, store, log, "a.mp4")
+    log.close()
+    args = [str(store), "--log", str(tmp_path / "audit.db")]
+    assert main([*args, "--mark-evidence", "INC-1", "--by", "DS Jones"]) == 1
+    assert "--reason" in capsys.readouterr().err
+    assert main([*args, "--mark-evidence", "INC-1", "--by", "DS Jones", "--reason", "charge decision"]) == 0
+    assert "INC-1 is evidence: 1 recordings" in capsys.readouterr().out
+    assert main([*args, "--now", "2025-06-01T00:00:00Z"]) == 0
+    assert "kept as evidence: M-1/a.mp4" in capsys.readouterr().out
+    assert (store / "M-1" / "a.mp4").exists()
+    marks = list(read_entries(tmp_path / "audit.db", kind=EntryKind.FOOTAGE_KEPT_AS_EVIDENCE))
+    assert [(m.incident_id, m.actor, m.detail["reason"]) for m in marks] == [("INC-1", "DS Jones", "charge decision")]
 
 
 def test_cli(tmp_path, store, log, capsys):
