@@ -24,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from dfr_common.angle_history import AngleHistory
 from dfr_common.fleet import load_fleet
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
@@ -61,6 +62,7 @@ class _Drone:
     keeper: TargetKeeper
     pose: VehiclePose = field(default_factory=VehiclePose)
     gimbal_deg: tuple[float, float, float] = (math.nan, math.nan, math.nan)   # roll, pitch, yaw (MOUNT)
+    gimbals: AngleHistory = field(default_factory=AngleHistory)   # the same, by when each arrived
     k: np.ndarray | None = None
     status: VehicleStatus | None = None
     image_subscription: object = None
@@ -156,6 +158,7 @@ class PerceptionNode(Node):
     def _on_gimbal(self, drone: _Drone, msg: Quaternion):
         roll, pitch, yaw = euler_of_quaternion(msg)
         drone.gimbal_deg = (math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
+        drone.gimbals.add(self.get_clock().now().nanoseconds * 1e-9, *drone.gimbal_deg)
 
     def _on_camera_info(self, drone: _Drone, msg: CameraInfo):
         k = np.asarray(msg.k, dtype=float).reshape(3, 3)
@@ -226,8 +229,10 @@ class PerceptionNode(Node):
         where = drone.pose.position_at(stamp_s)
         if where is None:
             return None
-        roll, pitch, yaw = drone.gimbal_deg
-        return CameraPose((where[0], where[1], drone.pose.height_m), drone.pose.heading_enu, pitch, yaw, roll)
+        # The attitude when the image was taken, not the latest: a panning camera has moved on since.
+        roll, pitch, yaw = drone.gimbals.at(stamp_s) or drone.gimbal_deg
+        return CameraPose((where[0], where[1], drone.pose.height_m), drone.pose.heading_at(stamp_s), pitch, yaw,
+                          roll)
 
     def _on_image(self, drone: _Drone, msg: Image):
         drone.images += 1

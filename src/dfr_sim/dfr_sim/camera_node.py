@@ -1,9 +1,12 @@
 """The simulated gimbal cameras: one image stream per drone, rendered from the ground truth.
 
 It runs beside the simulator, in its own process, so rendering never slows the
-vehicles' physics. Each frame is drawn from the drone's true pose and gimbal angles,
-moved on to the frame's sim time by their velocities, over the same street map the
-ground actors move on. Topics follow a camera driver's conventions (and the remaps
+vehicles' physics. Each frame is drawn from the drone's true pose and gimbal angles at
+one instant of the simulator's ground truth, with the ground actors moved on to that
+instant, over the same street map they move on, and is stamped with that instant, as a
+camera stamps its exposure: the pose the drone reported for that stamp is where the
+picture was taken, however late the frame arrives. A camera therefore sends at most
+the ground truth's rate. Topics follow a camera driver's conventions (and the remaps
 of the PX4 SITL camera bridge): `/<vehicle>/camera/image_raw` and `camera_info`.
 """
 from __future__ import annotations
@@ -63,7 +66,8 @@ class CameraNode(Node):
             Param("width", 640, "image width, pixels", 16, 4096),
             Param("height", 480, "image height, pixels", 16, 4096),
             Param("horizontal_fov_deg", 80.0, "horizontal field of view", 5.0, 170.0),
-            Param("rate_hz", 5.0, "frames per sim second per camera", 0.1, 60.0),
+            Param("rate_hz", 5.0, "frames per sim second per camera, at most the simulator's "
+                  "ground_truth_rate_hz (each frame is one instant of its ground truth)", 0.1, 60.0),
             Param("only_airborne", True, "render only for drones in the air: a docked drone's camera is off"),
             Param("lazy", True, "render a camera only while something subscribes to its image, as lazy camera "
                   "drivers do: frames nobody reads cost a core (camera_info is sent whenever asked for)"),
@@ -90,6 +94,7 @@ class CameraNode(Node):
                           for v in self.vehicle_ids}
         self._vehicles: GroundTruthVehicles | None = None
         self._actors: GroundTruthActors | None = None
+        self._rendered_s = -math.inf        # the ground truth instant last drawn
         self.frames_published = 0
         # Ground truth is read only while some camera is watched: a hundred actors at 10 Hz cost CPU.
         self._truth = LazySubscriptions(self, [
@@ -100,6 +105,8 @@ class CameraNode(Node):
                                f"{p.rate_hz:g} Hz, {p.horizontal_fov_deg:g} deg")
 
     def _on_vehicles(self, msg: GroundTruthVehicles):
+        if to_seconds(msg.header.stamp) < self._rendered_s:
+            self._rendered_s = -math.inf        # the clock went back: a new simulation
         self._vehicles = msg
 
     def _on_actors(self, msg: GroundTruthActors):
@@ -117,11 +124,12 @@ class CameraNode(Node):
         self._truth.want(any(self._watched(v) for v in self.vehicle_ids))
         if self._vehicles is None:
             return
-        now = self.get_clock().now()
-        now_s = now.nanoseconds * 1e-9
-        age = now_s - to_seconds(self._vehicles.header.stamp)
-        actors = self._actor_list(now_s)
-        stamp = now.to_msg()
+        stamp = self._vehicles.header.stamp
+        taken_s = to_seconds(stamp)
+        if taken_s <= self._rendered_s:
+            return                      # no newer instant to draw
+        self._rendered_s = taken_s
+        actors = self._actor_list(taken_s)
         for truth in self._vehicles.vehicles:
             if truth.vehicle_id not in self.image_pubs:
                 continue
@@ -133,8 +141,7 @@ class CameraNode(Node):
                         Header(stamp=stamp, frame_id=f"{truth.vehicle_id}/camera_optical_frame")))
                 continue
             east, north, _ = self.frame.to_enu(truth.position.latitude, truth.position.longitude)
-            v = truth.velocity
-            position = (east + v.x * age, north + v.y * age, max(0.0, truth.height_above_ground_m + v.z * age))
+            position = (east, north, max(0.0, truth.height_above_ground_m))
             rotation = gimbal_to_world_rotation(truth.heading, truth.gimbal_pitch_deg, truth.gimbal_roll_deg,
                                                 truth.gimbal_yaw_deg)
             pixels = self.renderer.render(position, rotation, actors)

@@ -1,7 +1,9 @@
 """Where a vehicle is, as its MAVROS reports it: the pose that perception and follow both need.
 
-Home (the local frame's origin), the global position (kept for a few seconds, so a camera
-image can be placed at its own time), the height above home and the compass heading.
+Home (the local frame's origin), the global position and the compass heading (each kept for a
+few seconds, so a camera image can be placed at its own time) and the height above home. The
+position comes stamped; the heading does not (MAVROS's compass_hdg is a bare Float64), so it
+is kept by when it arrived.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from mavros_msgs.msg import HomePosition
 from sensor_msgs.msg import NavSatFix
 from std_msgs.msg import Float64
 
+from dfr_common.angle_history import AngleHistory
 from dfr_common.geodesy import GeoPoint, LocalFrame
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
@@ -27,11 +30,14 @@ class VehiclePose:
         self.longitude = math.nan
         self.height_m = math.nan                      # above home
         self.heading_enu = math.nan                   # radians from east, counter-clockwise
+        self.headings = AngleHistory(history)         # (arrival time s, heading ENU degrees)
+        self._clock = None
 
     def subscribe(self, node, mavros_namespace: str, moving: bool = True) -> None:
         """Listen to the vehicle's MAVROS under `mavros_namespace` (e.g. /uav1/mavros): its home (latched)
         and, with `moving`, its position, height and heading (5 a second each). A node that needs the
         motion only now and then passes moving=False and calls follow_motion() when it does."""
+        self._clock = node.get_clock()
         node.create_subscription(HomePosition, f"{mavros_namespace}/home_position/home", self.on_home,
                                  qos.LATCHED_STATE)
         self._motion = LazySubscriptions(node, [
@@ -48,6 +54,7 @@ class VehiclePose:
 
     def _forget_motion(self) -> None:
         self.fixes.clear()
+        self.headings.clear()
         self.latitude = self.longitude = self.height_m = self.heading_enu = math.nan
 
     def on_home(self, msg: HomePosition) -> None:
@@ -69,6 +76,14 @@ class VehiclePose:
     def on_heading(self, msg: Float64) -> None:
         # compass_hdg: degrees clockwise from north; REP-103 yaw: radians counter-clockwise from east.
         self.heading_enu = math.radians(90.0 - msg.data)
+        if self._clock is not None:
+            self.headings.add(self._clock.now().nanoseconds * 1e-9, math.degrees(self.heading_enu))
+
+    def heading_at(self, stamp_s: float) -> float:
+        """The heading (ENU radians) at a past moment, between those that arrived around it; the latest
+        where none has been timed."""
+        timed = self.headings.at(stamp_s)
+        return math.radians(timed[0]) if timed is not None else self.heading_enu
 
     def position(self) -> tuple[float, float, float] | None:
         """East, north and height above home now; None until home and a fix have come."""
