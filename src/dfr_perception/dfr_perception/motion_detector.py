@@ -82,9 +82,10 @@ class MotionDetectorConfig:
                                            4, 5000)
     ransac_reproj_threshold_px: float = documented(1.5, "RANSAC inlier distance, processing pixels", 0.1, 20.0)
     min_inlier_ratio: float = documented(0.4, "share of followed corners the homography must explain", 0.05, 1.0)
-    max_scale_change: float = documented(0.25, "a homography that scales the image (or tilts it in perspective) "
-                                               "by more than this fraction in one frame is refused", 0.01, 5.0)
-    max_pose_scale_change: float = documented(0.3, "a camera motion from the pose (detect()'s hint) that scales the "
+    max_scale_change: float = documented(0.5, "a homography that scales the image (or tilts it in perspective) "
+                                              "by more than this fraction in one frame is refused: a gimbal tilting "
+                                              "6 degrees in a frame towards an oblique view reaches 0.3", 0.01, 5.0)
+    max_pose_scale_change: float = documented(0.6, "a camera motion from the pose (detect()'s hint) that scales the "
                                                    "image or tilts it in perspective by more than this fraction "
                                                    "in one frame is a pose glitch and is ignored; larger than "
                                                    "max_scale_change, since a gimbal slewing at an oblique view "
