@@ -89,6 +89,9 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
         incidents.publish(msg)
     chatter = source.create_publisher(String, "/dfr/chatter", qos.RELIABLE)
     pose = source.create_publisher(PoseStamped, "/uav1/mavros/vision_pose/pose", qos.SENSOR_DATA)
+    # An image topic the selection lets through (a second camera); the redacted video is kept per mission under
+    # retention instead, never in the bag.
+    thermal = source.create_publisher(Image, "/uav1/thermal/image", qos.SENSOR_DATA)
     redacted = source.create_publisher(Image, "/uav1/perception/image_redacted", qos.SENSOR_DATA)
     raw_image = source.create_publisher(Image, "/uav1/camera/image_raw", qos.SENSOR_DATA)
     clock = source.create_publisher(Clock, "/clock", 10)
@@ -99,11 +102,11 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
     executor.add_node(source)
     executor.add_node(recorder)
     try:
-        expected = {"/dfr/incidents", "/dfr/chatter", "/uav1/mavros/vision_pose/pose",
-                    "/uav1/perception/image_redacted"}
+        expected = {"/dfr/incidents", "/dfr/chatter", "/uav1/mavros/vision_pose/pose", "/uav1/thermal/image"}
         _spin_until(executor, lambda: expected <= set(recorder.subscriptions_by_topic), 20, "the recorder's topics")
-        assert not {"/uav1/camera/image_raw", "/clock"} & set(recorder.subscriptions_by_topic)
-        volatile = (chatter, pose, redacted, clock)
+        assert not {"/uav1/camera/image_raw", "/uav1/perception/image_redacted", "/clock"} & set(
+            recorder.subscriptions_by_topic)
+        volatile = (chatter, pose, thermal, clock)
         _spin_until(executor, lambda: all(p.get_subscription_count() >= 1 for p in volatile), 20,
                     "the recorder to match the publishers")
         _spin_until(executor, lambda: len(recorder.bag.message_counts) and recorder.bag.message_counts.get(
@@ -119,6 +122,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
         sent_chatter, sent_poses = [], []
         for k in range(TICKS):
             clock.publish(Clock(clock=stamp(SIM_START_S + k * TICK_S)))
+            thermal.publish(_image(k, "uav1_camera"))
             redacted.publish(_image(k, "uav1_camera"))
             raw_image.publish(_image(k, "uav1_camera"))
             if k % 10 == 0:
@@ -145,10 +149,11 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
 
     with AnyReader([path]) as reader:
         topics = reader.topics
-        assert expected <= set(topics) and "/uav1/camera/image_raw" not in topics
+        assert expected <= set(topics)
+        assert not {"/uav1/camera/image_raw", "/uav1/perception/image_redacted"} & set(topics)
         assert {name: info.msgcount for name, info in topics.items()} == counts
         assert topics["/dfr/incidents"].msgtype == "dfr_interfaces/msg/Incident"
-        assert topics["/uav1/perception/image_redacted"].msgtype == "sensor_msgs/msg/Image"
+        assert topics["/uav1/thermal/image"].msgtype == "sensor_msgs/msg/Image"
         durability = {c.topic: [q.durability.name for q in c.ext.offered_qos_profiles] for c in reader.connections}
         assert durability["/dfr/incidents"] == ["TRANSIENT_LOCAL"] and durability["/dfr/chatter"] == ["VOLATILE"]
         got: dict[str, list] = {}
@@ -167,7 +172,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
     poses = [m.pose.position.x for _, m, _ in got["/uav1/mavros/vision_pose/pose"]]
     assert poses and set(poses) <= {p.pose.position.x for p in sent_poses}
     # Images: at most 2 a second of sim time, per topic.
-    images = got["/uav1/perception/image_redacted"]
+    images = got["/uav1/thermal/image"]
     times = [t for t, _, _ in images]
     assert 3 <= len(images) <= 5, f"{len(images)} images kept of {TICKS} over {TICKS * TICK_S:.0f} s"
     assert all(b - a >= 0.5e9 for a, b in zip(times, times[1:]))
@@ -182,8 +187,9 @@ def test_without_an_output_path_nothing_is_recorded(context):
     try:
         recorder.discover()
         assert recorder.bag is None and not recorder.subscriptions_by_topic
-        # Raw frames and every track but the target stay out of the record (config/bag_recorder.yaml).
-        assert {".*/camera/image_raw", ".*/perception/tracks", "/dfr/perception/markers"} <= set(
+        # Camera images and every track but the target stay out of the record (config/bag_recorder.yaml).
+        assert {".*/camera/image_raw", ".*/perception/image_redacted", ".*/perception/tracks",
+                "/dfr/perception/markers"} <= set(
             recorder.params.exclude) and recorder.params.max_rate_hz_images == 2.0
         recorder.on_shutdown()
         assert recorder.summary() == "recorded nothing (output_path is empty)"
