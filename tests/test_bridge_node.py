@@ -41,8 +41,13 @@ def goal(graph, incident_id="INC-1", east=300.0, north=0.0, on_scene_s=5.0):
 
 
 def wait_for_action_server(graph):
-    # Spin while waiting: discovery under load can take longer than a blocking 10 s wait allows.
+    """Spin while waiting: discovery under load can take longer than a blocking 10 s wait allows. Once seen,
+    a server stays: later goals do not ask again, since server_is_ready() reads the ROS graph cache, which
+    under load can lose a server DDS still has matched for a minute (ros2/rmw_fastrtps#792)."""
+    if getattr(graph, "action_server_seen", False):
+        return
     graph.spin_until(graph.action.server_is_ready, 60, "the bridge's action server")
+    graph.action_server_seen = True
 
 
 def send(graph, goal_msg, feedback=None):
