@@ -58,6 +58,7 @@ class InProcessGraph:
             {**sim_time, "operating_area_file": str(CONFIG / "airspace" / "operating_area.geojson"),
              "journal_file": str(Path(self.journal_dir) / "journal.sqlite")}))
         self.nodes = [self.sim, self.intake]
+        self._servers_seen: set = set()
         self.dispatch = None
         if with_dispatch:
             self.dispatch = DispatchNode(context=context, namespace="dfr", parameter_overrides=params(
@@ -94,6 +95,15 @@ class InProcessGraph:
 
     def vehicle(self, vehicle_id: str):
         return next(v for v in self.sim.vehicles if v.vehicle_id == vehicle_id)
+
+    def wait_for_action_server(self, client, timeout_s: float = 60.0):
+        """Spin until the client's action server is ready: discovery under load can take longer than a blocking
+        10 s wait allows. Once seen, a server stays, and later goals do not ask again: server_is_ready() reads
+        the ROS graph cache, which under load can lose a server DDS still has matched (ros2/rmw_fastrtps#792)."""
+        if client in self._servers_seen:
+            return
+        self.spin_until(client.server_is_ready, timeout_s, "the bridge's action server")
+        self._servers_seen.add(client)
 
     def spin_until(self, predicate, timeout_s: float, what: str = "condition"):
         """Spin until predicate() is truthy; fail after timeout_s of wall time."""

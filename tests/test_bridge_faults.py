@@ -53,8 +53,7 @@ class Flight:
         return ExecuteMission.Goal(incident=incident, plan=plan)
 
     def start(self, goal_msg):
-        # Spin while waiting: discovery under load can take longer than a blocking 10 s wait allows.
-        self.graph.spin_until(self.action.server_is_ready, 60, "the bridge's action server")
+        self.graph.wait_for_action_server(self.action)
         self.graph.publish_incident(goal_msg.incident)
         future = self.action.send_goal_async(goal_msg, feedback_callback=lambda f: self.feedback.append(f.feedback))
         self.graph.spin_until(future.done, 10, "the goal response")

@@ -40,19 +40,9 @@ def goal(graph, incident_id="INC-1", east=300.0, north=0.0, on_scene_s=5.0):
     return ExecuteMission.Goal(incident=incident, plan=plan)
 
 
-def wait_for_action_server(graph):
-    """Spin while waiting: discovery under load can take longer than a blocking 10 s wait allows. Once seen,
-    a server stays: later goals do not ask again, since server_is_ready() reads the ROS graph cache, which
-    under load can lose a server DDS still has matched for a minute (ros2/rmw_fastrtps#792)."""
-    if getattr(graph, "action_server_seen", False):
-        return
-    graph.spin_until(graph.action.server_is_ready, 60, "the bridge's action server")
-    graph.action_server_seen = True
-
-
 def send(graph, goal_msg, feedback=None):
     """Send the goal, its incident first published as intake would (the bridge checks its own copy)."""
-    wait_for_action_server(graph)
+    graph.wait_for_action_server(graph.action)
     if goal_msg.incident.incident_id:
         graph.publish_incident(goal_msg.incident)
     future = graph.action.send_goal_async(goal_msg, feedback_callback=feedback)
@@ -94,7 +84,7 @@ def test_a_flight_for_an_incident_the_policy_refused_is_refused(graph):
 
 
 def test_two_goals_sent_together_fly_one_mission(graph):
-    wait_for_action_server(graph)
+    graph.wait_for_action_server(graph.action)
     first, second = goal(graph, incident_id="INC-A"), goal(graph, incident_id="INC-B")
     graph.publish_incident(first.incident)
     graph.publish_incident(second.incident)
