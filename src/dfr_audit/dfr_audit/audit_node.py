@@ -107,7 +107,7 @@ class AuditNode(Node):
     def _guard(self, what: str, write) -> None:
         try:
             write()
-        except (ValueError, RuntimeError) as err:       # a bad value in a message, or the disk
+        except (ValueError, RuntimeError, OSError) as err:      # a bad value in a message, or the disk
             self.get_logger().error(f"audit: could not record {what}: {err}")
 
     def _on_incident(self, msg: Incident):
