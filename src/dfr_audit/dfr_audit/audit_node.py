@@ -82,9 +82,11 @@ class AuditNode(Node):
         Path(p.log_file).parent.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog(p.log_file, key=read_key_file(p.key_file) if p.key_file else None)
         self.recorder = AuditRecorder(self.log)
-        self.tracks = MissionTracks()
         self._incident_of: dict[str, str] = {}          # vehicle -> the incident of its current mission
+        # What each mission records, only where there is a store to keep it in.
+        self.tracks = MissionTracks() if p.store_dir else None
         self.footage = MissionFootage(p.footage_rate_hz) if p.store_dir else None
+        self._recordings = [r for r in (self.tracks, self.footage) if r is not None]
         if p.store_dir:
             Path(p.store_dir).mkdir(parents=True, exist_ok=True)
         self.create_subscription(Incident, "incidents", self._on_incident, qos.incidents(p.incident_history_depth))
@@ -122,8 +124,8 @@ class AuditNode(Node):
         seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail,
                           msg.flight_kind)
         self._guard(f"status of {msg.vehicle_id}", lambda: self.recorder.on_status(self._now(), seen))
-        self._keep_recordings(self.tracks.on_mission(msg.vehicle_id, msg.mission_id)
-                              + (self.footage.on_mission(msg.vehicle_id, msg.mission_id) if self.footage else []))
+        for recordings in self._recordings:
+            self._keep_recordings(recordings.on_mission(msg.vehicle_id, msg.mission_id))
 
     def _on_redacted(self, vehicle_id: str, msg: Image):
         """A frame of the mission's video: only what perception publishes, with everything but the target
@@ -139,8 +141,6 @@ class AuditNode(Node):
             vehicle_id, mission, incident, to_seconds(msg.header.stamp), image))
 
     def _keep_recordings(self, finished: list) -> None:
-        if not self.params.store_dir:
-            return
         for recording in finished:
             if isinstance(recording, FinishedTrack):
                 with tempfile.TemporaryDirectory() as scratch:
@@ -176,7 +176,7 @@ class AuditNode(Node):
     def _on_target(self, msg: Target):
         if msg.state == Target.STATE_NONE:
             return
-        if msg.state == Target.STATE_TRACKING:
+        if msg.state == Target.STATE_TRACKING and self.tracks is not None:
             self.tracks.add(msg.vehicle_id, msg.mission_id, msg.incident_id, TrackPoint(
                 to_seconds(msg.header.stamp), int(msg.track.track_id), float(msg.track.position.latitude),
                 float(msg.track.position.longitude)))
@@ -185,7 +185,8 @@ class AuditNode(Node):
             msg.reason))
 
     def on_shutdown(self):
-        self._keep_recordings(self.tracks.finish_all() + (self.footage.finish_all() if self.footage else []))
+        for recordings in self._recordings:
+            self._keep_recordings(recordings.finish_all())
         if self.footage is not None:
             self.footage.close()
         self.log.close()
