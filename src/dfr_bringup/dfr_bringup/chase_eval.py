@@ -63,11 +63,12 @@ class ChaseConfig:
     processing_width: int = 640                 # the motion detector's working width: a 2 m e-bike at 50 m is ~12 px
     high_score: float = 0.35                    # the tracker's split of motion blobs (config/perception.yaml)
     new_track_score: float = 0.4
-    start_height_m: float = 50.0
+    start_height_m: float = 40.0                # the bridge's on_scene_height_m
     lead_in_s: float = 5.0                      # on scene, watching, before the actors start (detector warm-up)
+    arrival_s: float = 0.0                      # the actors move this long before the drone is on scene (its flight)
     max_speed_m_s: float = 15.0
     max_accel_m_s2: float = 4.0
-    gimbal_slew_deg_s: float = 90.0
+    gimbal_slew_deg_s: float = 30.0             # the bridge's max_camera_rate_deg_s
     gps_error_m: float = 0.0                    # a constant offset of the drone's reported position
     min_visible_px: float = 4.0                 # a truth box smaller than this is not counted
     moving_speed_m_s: float = 0.5               # actors slower than this are not in the tracking truth
@@ -158,7 +159,9 @@ def _trackeval(gt_ids, tr_ids, similarity) -> dict:
 
 
 def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: ChaseConfig = ChaseConfig(),
-              target_kind: str = "ebike") -> dict:
+              target_kind: str = "ebike", trace: list | None = None) -> dict:
+    """The chase's scores; with `trace`, a record per frame is appended to it (where the suspect is, whether
+    the detector and the tracker found it, and what the target and the follow controller were doing)."""
     scenario = load_yaml(scenario_file, ValueError, "scenario")
     fleet = load_fleet(fleet_file)
     frame = fleet.site_frame()
@@ -187,10 +190,13 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
     in_view, target_errors, track_errors, correct_target = [], [], [], []
     timings = []
     actors.step(0.0, 0.0)
+    arrival_steps = int(round(config.arrival_s * config.frame_rate_hz))
+    for n in range(arrival_steps):
+        actors.step((n + 1) * dt, dt)
     lead_in = int(round(config.lead_in_s * config.frame_rate_hz))
     steps = int(round(config.duration_s * config.frame_rate_hz))
     for n in range(-lead_in, steps):
-        t = n * dt
+        t = (arrival_steps + n) * dt
         if n > 0:
             actors.step(t, dt)
         states = actors.states()
@@ -233,6 +239,9 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
                 ids = [i for i, v in truth.items() if i == bike.id]
                 correct_target.append(bool(ids) and float(iou_matrix(np.array([truth[bike.id][0]]),
                                                                      np.array([target.track.box]))[0, 0]) >= 0.1)
+        if trace is not None:
+            trace.append(_trace_record(t, drone, truth.get(bike.id) if bike is not None else None,
+                                       pipeline.last_detections, live, target, command))
         if command.state is FollowState.ACQUIRING:
             # No target yet: the follow node sends nothing, and the bridge's on-scene orbit keeps the camera
             # on the incident; here the drone holds and looks at it.
@@ -257,6 +266,29 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
     }
 
 
+def _trace_record(t: float, drone, suspect_truth, detections, live, target, command) -> dict:
+    record = {"t": round(t, 2), "drone": [round(float(v), 1) for v in drone.position],
+              "gimbal": [round(drone.pitch, 1), round(drone.yaw, 1)], "suspect_box": None,
+              "suspect_detected": False, "suspect_track": None, "target": target.state,
+              "target_track": target.track.track_id if target.track is not None else None,
+              "follow": command.state.value, "detections": len(detections), "tracks": len(live),
+              "look_at": [round(float(v), 1) for v in command.look_at_xy], "target_xy": None, "target_v": None}
+    if target.track is not None:
+        record["target_xy"] = [round(float(v), 1) for v in target.track.position_xy]
+        record["target_v"] = [round(float(v), 1) for v in np.nan_to_num(target.track.velocity_xy)]
+    if suspect_truth is not None:
+        box = np.array([suspect_truth[0]])
+        record["suspect_box"] = [round(v, 1) for v in suspect_truth[0]]
+        if detections:
+            boxes = np.array([(d.x_min, d.y_min, d.x_max, d.y_max) for d in detections])
+            record["suspect_detected"] = bool((iou_matrix(box, boxes) > 0.05).any())
+        if live:
+            overlap = iou_matrix(box, np.array([tr.box for tr in live]))[0]
+            if overlap.max() > 0.05:
+                record["suspect_track"] = live[int(overlap.argmax())].track_id
+    return record
+
+
 def _summary(values) -> dict:
     if not values:
         return {"p50": math.nan, "p90": math.nan, "samples": 0}
@@ -275,12 +307,21 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed of the background traffic")
     parser.add_argument("--frame-rate", type=float, default=ChaseConfig.frame_rate_hz,
                         help="images per second the pipeline sees (the graph's perception max_rate_hz)")
+    parser.add_argument("--arrival", type=float, default=0.0,
+                        help="sim seconds the actors move before the drone is on scene, as in the graph after its flight")
+    parser.add_argument("--height", type=float, default=ChaseConfig.start_height_m, help="the drone's height on scene")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
+    parser.add_argument("--trace", type=Path, help="write a JSON line per frame here: the suspect, its detection, "
+                                                    "its track, the target and the follow state")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    trace = [] if args.trace else None
     result = run_chase(args.scenario, args.fleet, args.world,
-                       ChaseConfig(duration_s=args.duration, gps_error_m=args.gps_error,
-                                   frame_rate_hz=args.frame_rate, seed=args.seed))
+                       ChaseConfig(duration_s=args.duration, gps_error_m=args.gps_error, frame_rate_hz=args.frame_rate,
+                                   seed=args.seed, arrival_s=args.arrival, start_height_m=args.height), trace=trace)
+    if args.trace:
+        args.trace.parent.mkdir(parents=True, exist_ok=True)
+        args.trace.write_text("".join(json.dumps(r) + "\n" for r in trace))
     text = json.dumps(result, indent=2)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

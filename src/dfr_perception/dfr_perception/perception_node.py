@@ -90,7 +90,7 @@ class PerceptionNode(Node):
                   "(a dark e-bike on a dark road scores 0.4 to 0.55 with the motion detector)", 0.0, 1.0),
             Param("max_rate_hz", 10.0, "images processed per sim second per drone at most; others are skipped "
                   "(the camera should send at least this many)", 0.1, 60.0),
-            Param("motion_reference_lags_s", [0.4, 0.8, 1.2], "how far back the motion detector compares each "
+            Param("motion_reference_lags_s", [0.2, 0.4, 0.6], "how far back the motion detector compares each "
                   "image, seconds (frames at max_rate_hz)"),
             Param("motion_warm_up_s", 3.0, "after a start or a lost camera motion, how long before the motion "
                   "detector trusts its background, seconds", 0.1, 60.0),

@@ -79,6 +79,11 @@ class TrackerConfig:
     centre_gate_chi2: float = documented(9.21, "pairs without enough IoU may still match when the squared "
                                                "Mahalanobis distance of the centres is below this (9.21: 99% "
                                                "for 2 degrees of freedom); 0 off", 0.0, 100.0)
+    centre_gate_max_sizes: float = documented(3.0, "a centre-distance match also needs the detection's centre within "
+                                                    "this many of the track's box sizes (its larger side, padded by "
+                                                    "the pixel noise) of the predicted centre: a lost track's "
+                                                    "uncertainty grows fast, and without a bound it takes whatever "
+                                                    "moves nearby; 0 no bound", 0.0, 100.0)
     max_size_ratio: float = documented(2.0, "a centre-distance match needs width and height within this factor",
                                        1.0, 10.0)
     min_hits: int = documented(3, "detections that confirm a track", 1, 100)
@@ -218,6 +223,9 @@ class Tracker:
             ratio = np.maximum((sizes[None, :, :] + pad) / (x[:, None, 2:4] + pad),
                                (x[:, None, 2:4] + pad) / (sizes[None] + pad))
             near = (m2 <= cfg.centre_gate_chi2) & (ratio.max(axis=2) <= cfg.max_size_ratio)
+            if cfg.centre_gate_max_sizes > 0:
+                reach = cfg.centre_gate_max_sizes * (x[:, 2:4].max(axis=1) + pad)
+                near &= np.hypot(d[..., 0], d[..., 1]) <= reach[:, None]
             # Always dearer than any IoU match, cheaper the nearer.
             fallback = 1.0 - cfg.min_iou * (1.0 - m2 / cfg.centre_gate_chi2) * 0.999
             cost = np.where((cost >= _NO_MATCH) & near, fallback, cost)
