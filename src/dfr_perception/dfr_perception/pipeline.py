@@ -7,6 +7,7 @@ in dfr_common.camera_geometry; gimbal angles in MAVLink's MOUNT convention.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -166,6 +167,9 @@ class TargetKeeperConfig:
                                                 0.0, 50.0)
     switch_margin: float = documented(3.0, "while the incident's words choose, a track scoring this much more than "
                                            "the target takes its place", 0.0, 100.0)
+    carry_velocity_s: float = documented(1.0, "a new track that takes over a lost target reports the target's "
+                                              "last velocity until it is this old: its own starts from rest, and "
+                                              "a follower told the rider has stopped lets it get away", 0.0, 30.0)
     class_patience_s: float = documented(30.0, "for this long after the first image only tracks of the class the "
                                                "incident names may be chosen; then the best of any class", 0.0, 3600.0)
 
@@ -197,6 +201,7 @@ class TargetKeeper:
         self._handover: tuple[np.ndarray, np.ndarray, float, str] | None = None
         self._first_seen: dict[int, float] = {}
         self._started_s: float | None = None
+        self._carried: tuple[int, np.ndarray] | None = None      # a taking-over track and the velocity it carries
 
     def set_incident(self, criteria: TargetCriteria | None, incident_xy) -> None:
         """The mission's incident: its words choose the target unless the operator does."""
@@ -209,6 +214,7 @@ class TargetKeeper:
         self._operator_pick = self._handover = None
         self._first_seen.clear()
         self._started_s = None
+        self._carried = None
 
     def operator_select(self, track_id: int, who: str, tracks: list[GroundTrack]) -> str:
         """The operator's choice among the current tracks; ValueError (with the ids there are) if it is not one."""
@@ -243,6 +249,7 @@ class TargetKeeper:
             self._choose_from_incident(stamp_s, tracks, by_id, events)
         current = by_id.get(self.target_id) if self.target_id is not None else None
         if current is not None and current.state != "lost" and current.placed:
+            current = self._with_carried_velocity(current, stamp_s)
             self.last, self.last_seen_s = current, stamp_s
             return TargetState("tracking", current, stamp_s, self.selected_by, self.reason, events)
         if self.target_id is None:
@@ -262,7 +269,8 @@ class TargetKeeper:
                       and (not strict or t.object_class == wanted)
                       and (not self.criteria.prefer_fast or t.speed_m_s >= self.config.min_speed_when_fast_m_s)]
         current = by_id.get(self.target_id) if self.target_id is not None else None
-        if (current is None or current.state == "lost") and self._recently_seen(stamp_s):
+        taking_over = (current is None or current.state == "lost") and self._recently_seen(stamp_s)
+        if taking_over:
             # The target is out of sight for a moment: only a track where it should be now may replace it,
             # not the next best match anywhere in view (a false track ahead would lead the camera away).
             where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
@@ -286,6 +294,22 @@ class TargetKeeper:
             events.append(f"target re-chosen: track {chosen} fits the incident better than track "
                           f"{self.target_id}")
         self._take(int(chosen), "incident", reason, events)
+        if taking_over:
+            self._carry_velocity(int(chosen))
+
+    def _carry_velocity(self, track_id: int) -> None:
+        """track_id takes over the target as last seen: it reports that velocity for a while."""
+        velocity = self.last.velocity_xy if self.last is not None else None
+        self._carried = (track_id, np.asarray(velocity, float)) if velocity is not None and \
+            np.isfinite(velocity).all() else None
+
+    def _with_carried_velocity(self, track: GroundTrack, stamp_s: float) -> GroundTrack:
+        if self._carried is None or self._carried[0] != track.track_id:
+            return track
+        if stamp_s - self._first_seen.get(track.track_id, stamp_s) >= self.config.carry_velocity_s:
+            self._carried = None
+            return track
+        return dataclasses.replace(track, velocity_xy=self._carried[1].copy())
 
     def _take(self, track_id: int, by: str, reason: str, events: list[str]) -> None:
         if self.target_id != track_id:
@@ -324,3 +348,4 @@ class TargetKeeper:
         if match is not None and match.object_class in (self.last.object_class, "unknown"):
             events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
             self.target_id = match.track_id
+            self._carry_velocity(match.track_id)

@@ -90,6 +90,20 @@ def test_a_lost_target_is_reported_then_re_acquired_where_it_should_be():
     assert any("re-acquired" in e for e in state.events)
 
 
+def test_a_track_that_takes_over_a_lost_target_carries_its_velocity_until_it_has_its_own():
+    k = keeper(min_age_s=0.0, reacquire_radius_m=10.0, carry_velocity_s=1.0)
+    run(k, [[track(1, 0, 0, vx=8.0)]] * 3)
+    k.update(0.8, [track(1, 4, 0, vx=8.0, state="lost")])
+    # the new track's own filter starts from rest: the follower is told the rider still moves at 8 m/s
+    state = k.update(1.0, [track(7, 8.0, 0.0, vx=0.0)])
+    assert k.target_id == 7 and np.allclose(state.track.velocity_xy, (8.0, 0.0))
+    state = k.update(1.6, [track(7, 12.0, 0.0, vx=6.5)])
+    assert np.allclose(state.track.velocity_xy, (8.0, 0.0))
+    # a second after it took over, its own velocity is reported
+    state = k.update(2.2, [track(7, 16.0, 0.0, vx=6.5)])
+    assert np.allclose(state.track.velocity_xy, (6.5, 0.0))
+
+
 def test_a_relief_takes_the_track_where_the_relieved_drones_target_should_be():
     k = keeper(min_age_s=0.0)
     k.handover((100.0, 0.0), (0.0, 8.0), stamp_s=0.0, from_vehicle="uav4")
