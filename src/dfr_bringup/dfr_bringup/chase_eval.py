@@ -308,7 +308,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frame-rate", type=float, default=ChaseConfig.frame_rate_hz,
                         help="images per second the pipeline sees (the graph's perception max_rate_hz)")
     parser.add_argument("--arrival", type=float, default=0.0,
-                        help="sim seconds the actors move before the drone is on scene, as in the graph after its flight")
+                        help="sim seconds the actors move before the drone is on scene (in the graph: its flight)")
     parser.add_argument("--height", type=float, default=ChaseConfig.start_height_m, help="the drone's height on scene")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     parser.add_argument("--trace", type=Path, help="write a JSON line per frame here: the suspect, its detection, "
