@@ -41,7 +41,9 @@ def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
     assert 1.0 <= metrics["response_lower_bound_ratio_p50"] < 5.0
     # The chase: scored against the simulator's ground truth while the drone watched the e-bike's incident.
     assert metrics["chase_samples"] > 20
-    assert metrics["target_in_view_fraction"] > 0.10       # 0.16 to 0.54 in this stop's runs
+    # Five runs at this stop: the rider in view 0.29 to 0.61 of the chase, the drone's own target on it 0.045 to 0.33.
+    assert metrics["target_in_view_fraction"] > 0.2
+    assert metrics["target_on_suspect_fraction"] > 0.01
     refused = [i for i in metrics["per_incident"] if not i["drone_eligible"]]
     assert refused and refused[0]["category"] == "noise" and refused[0]["policy_reason"]
 
