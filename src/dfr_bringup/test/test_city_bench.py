@@ -49,3 +49,16 @@ def test_the_chase_evaluation_scores_a_short_chase_with_trackeval():
     assert all(math.isfinite(result[key]) for key in ("MOTA", "IDF1", "HOTA", "pipeline_fps"))
     assert 0.0 <= result["target_in_view_fraction"] <= 1.0 and result["IDF1"] <= 1.0
     assert set(result["target_geolocation_error_m"]) == {"p50", "p90", "samples"}
+
+
+def test_the_chase_evaluation_can_start_after_the_rider_set_off_and_trace_each_frame():
+    from dfr_bringup.chase_eval import ChaseConfig, run_chase
+    trace = []
+    config = ChaseConfig(duration_s=2.0, lead_in_s=1.0, arrival_s=3.0, width=320, height=240, processing_width=320)
+    run_chase(CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
+              CONFIG / "world" / "islington.geojson", config, trace=trace)
+    assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz
+    # the chase's clock starts where the rider's flight left it
+    assert trace[0]["t"] == 3.0 and trace[-1]["t"] == 3.0 + 2.0 - 1.0 / ChaseConfig.frame_rate_hz
+    assert {"suspect_box", "suspect_detected", "suspect_track", "target", "follow", "look_at"} <= set(trace[0])
+    assert all(r["follow"] in ("acquiring", "following", "searching", "lost") for r in trace)
