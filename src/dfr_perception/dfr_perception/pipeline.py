@@ -88,7 +88,6 @@ class PerceptionPipeline:
         self.smoother_config = smoother or SmootherConfig()
         self.smoother = GroundTrackSmoother(self.smoother_config)
         self.selection = selection or SelectionConfig()
-        self.detections = 0                      # in the last image
         self.last_detections: list = []          # the last image's, for evaluation traces
         self._ground_before: np.ndarray | None = None   # the last image's ground-to-pixel homography
 
@@ -108,7 +107,6 @@ class PerceptionPipeline:
             hint = ground_motion_homography(self._ground_before, ground_now)
         self._ground_before = ground_now
         detections = self.detector.detect(image, camera_motion_hint=hint)
-        self.detections = len(detections)
         self.last_detections = detections
         image_motion = getattr(self.detector, "last_homography", None)
         tracks = self.tracker.update(detections, stamp_s, image_motion if image_motion is not None else hint)
