@@ -163,6 +163,21 @@ def test_tiny_fast_object_is_matched_by_distance():
     assert run(TrackerConfig(centre_gate_chi2=0.0)) == set()   # IoU alone never confirms it
 
 
+def test_a_lost_small_track_does_not_take_a_mover_many_box_sizes_away():
+    """A 5 x 10 px rider at rest, unseen for a second at 5 Hz: its uncertainty now spans a hundred pixels,
+    but something moving 60 px away (four box sizes) is not it."""
+    def run(config):
+        tracker = Tracker(config)
+        for k in range(5):
+            tracker.update([box(200.0, 200.0, 5.0, 10.0)], k * 0.2)
+        for k in range(5, 10):
+            tracker.update([], k * 0.2)
+        return {t.track_id: t.state for t in tracker.update([box(260.0, 200.0, 5.0, 10.0)], 2.0)}
+
+    assert run(TrackerConfig()) == {1: "lost", 2: "tentative"}            # the mover starts a track of its own
+    assert run(TrackerConfig(centre_gate_max_sizes=0.0)) == {1: "confirmed"}   # unbounded, the rider jumps to it
+
+
 def test_distance_fallback_does_not_steal_an_overlapping_match():
     tracker = Tracker(TrackerConfig(min_hits=1))
     tracker.update([box(100, 100)], 0.0)
