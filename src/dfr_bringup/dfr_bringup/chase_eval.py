@@ -280,8 +280,7 @@ def _trace_record(t: float, drone, suspect_truth, detections, live, target, comm
         box = np.array([suspect_truth[0]])
         record["suspect_box"] = [round(v, 1) for v in suspect_truth[0]]
         if detections:
-            boxes = np.array([(d.x_min, d.y_min, d.x_max, d.y_max) for d in detections])
-            record["suspect_detected"] = bool((iou_matrix(box, boxes) > 0.05).any())
+            record["suspect_detected"] = bool((iou_matrix(box, detections) > 0.05).any())
         if live:
             overlap = iou_matrix(box, np.array([tr.box for tr in live]))[0]
             if overlap.max() > 0.05:

@@ -92,7 +92,6 @@ class CameraNode(Node):
                            for v in self.vehicle_ids}
         self.info_pubs = {v: self.create_publisher(CameraInfo, f"/{v}/camera/camera_info", qos.SENSOR_DATA)
                           for v in self.vehicle_ids}
-        self._vehicles: GroundTruthVehicles | None = None
         self._actors: GroundTruthActors | None = None
         self._rendered_s = -math.inf        # the ground truth instant last drawn
         self.frames_published = 0
@@ -111,10 +110,10 @@ class CameraNode(Node):
         taken_s = to_seconds(msg.header.stamp)
         if taken_s < self._rendered_s:
             self._rendered_s = -math.inf        # the clock went back: a new simulation
-        self._vehicles = msg
         # A millisecond's grace: instants 0.2 s apart differ by 0.19999... in floating point.
         if taken_s - self._rendered_s >= self._frame_period_s - 1e-3:
-            self._render_all()
+            self._rendered_s = taken_s
+            self._render_all(msg)
 
     def _want_truth(self):
         self._truth.want(any(self._watched(v) for v in self.vehicle_ids))
@@ -123,23 +122,18 @@ class CameraNode(Node):
         self._actors = msg
 
     def _forget_truth(self):
-        self._vehicles = self._actors = None
+        self._actors = None
 
     def _watched(self, vehicle_id: str) -> bool:
         """Whether anyone reads this camera's images. camera_info alone costs no rendering: it is sent
         to whoever asks for it whatever the lazy setting."""
         return not self.params.lazy or bool(self.image_pubs[vehicle_id].get_subscription_count())
 
-    def _render_all(self):
-        if self._vehicles is None:
-            return
-        stamp = self._vehicles.header.stamp
-        taken_s = to_seconds(stamp)
-        if taken_s <= self._rendered_s:
-            return                      # no newer instant to draw
-        self._rendered_s = taken_s
-        actors = self._actor_list(taken_s)
-        for truth in self._vehicles.vehicles:
+    def _render_all(self, vehicles: GroundTruthVehicles):
+        """Every watched airborne camera at the instant of this ground truth."""
+        stamp = vehicles.header.stamp
+        actors = self._actor_list(to_seconds(stamp))
+        for truth in vehicles.vehicles:
             if truth.vehicle_id not in self.image_pubs:
                 continue
             if self.params.only_airborne and not truth.airborne:
