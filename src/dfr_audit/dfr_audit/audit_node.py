@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from dfr_audit.audit_log import AuditLog, read_key_file
@@ -54,13 +53,14 @@ from dfr_audit.rules_ros import (
 )
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_interfaces.msg import AssignmentDecision, FlightRuleDecision, Incident, Target, VehicleStatus
 
 
-class AuditNode(Node):
+class AuditNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("audit", **kwargs)
         p = self.params = declare(self, [

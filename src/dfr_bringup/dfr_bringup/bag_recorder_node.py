@@ -14,15 +14,15 @@ from __future__ import annotations
 import sys
 
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 
 from dfr_bringup.mcap_bag import McapBagWriter, MessageDefinitions
 from dfr_bringup.topic_tap import TappedTopic, TopicTap, tap_params
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, ParameterError, declare
 
 
-class BagRecorderNode(Node):
+class BagRecorderNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("bag_recorder", **kwargs)
         p = self.params = declare(self, [

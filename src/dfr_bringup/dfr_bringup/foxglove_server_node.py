@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import sys
 
-from rclpy.node import Node
-
 from dfr_bringup.foxglove_live import LiveTopics
 from dfr_bringup.topic_tap import TappedTopic, TopicTap, tap_params
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 
 
-class FoxgloveServerNode(Node):
+class FoxgloveServerNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("foxglove_server", **kwargs)
         p = self.params = declare(self, [

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 
 from dfr_bringup.run_record import (
     WATCHING_PHASES,
@@ -33,6 +32,7 @@ from dfr_common.config_file import load_yaml
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -43,7 +43,7 @@ from dfr_interfaces.msg import GroundTruthActors, GroundTruthVehicles, Incident,
 from dfr_sim.camera_renderer import CameraModel
 
 
-class RunRecorderNode(Node):
+class RunRecorderNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("run_recorder", **kwargs)
         p = self.params = declare(self, [

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
-from rclpy.node import Node
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -31,6 +30,7 @@ from dfr_common.geodesy import ground_distance_m
 from dfr_common.grading import urgency
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -64,7 +64,7 @@ class Assignment:
     on_scene_s: float | None = None   # when its status first showed it on scene
 
 
-class DispatchNode(Node):
+class DispatchNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("dispatch", **kwargs)
         p = self.params = declare(self, [

@@ -19,7 +19,6 @@ import numpy as np
 import shapely
 from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import Vector3
-from rclpy.node import Node
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
@@ -28,6 +27,7 @@ from dfr_common.fleet import load_fleet
 from dfr_common.geodesy import LocalFrame
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -50,7 +50,7 @@ class _Drone:
     last_command_state: str = ""
 
 
-class FollowNode(Node):
+class FollowNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("follow", **kwargs)
         defaults = FollowConfig()

@@ -13,8 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from rclpy.node import Node
-
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_intake.cad_http import BackgroundServer, SubmitResult, create_app
@@ -36,7 +35,7 @@ def read_token(token_file: str, token_env: str) -> str:
     return token
 
 
-class CadGatewayNode(Node):
+class CadGatewayNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("cad_gateway", **kwargs)
         p = self.params = declare(self, [

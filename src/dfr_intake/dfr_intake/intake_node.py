@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 import sys
 
-from rclpy.node import Node
-
 from dfr_common.areas import load_areas
 from dfr_common.ros import qos
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_intake.call_messages import call_from_msg, call_to_msg
@@ -26,7 +25,7 @@ from dfr_interfaces.msg import Incident
 from dfr_interfaces.srv import CloseIncident, ReportIncident
 
 
-class IntakeNode(Node):
+class IntakeNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("intake", **kwargs)
         p = self.params = declare(self, [

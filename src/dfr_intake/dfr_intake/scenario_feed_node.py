@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from rclpy.node import Node
-
 from dfr_common.ros import qos
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_intake.call_messages import call_to_msg
@@ -18,7 +17,7 @@ from dfr_interfaces.msg import Call, ScenarioProgress
 from dfr_interfaces.srv import ReportIncident
 
 
-class ScenarioFeedNode(Node):
+class ScenarioFeedNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("scenario_feed", **kwargs)
         p = self.params = declare(self, [

@@ -16,13 +16,13 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -55,7 +55,7 @@ def ground_texture_of(street_map, seed: int, metres_per_pixel: float) -> GroundT
         seed=seed, metres_per_pixel=metres_per_pixel)
 
 
-class CameraNode(Node):
+class CameraNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("camera", **kwargs)
         self.params = declare(self, [
