@@ -95,9 +95,14 @@ def test_two_goals_sent_together_fly_one_mission(graph):
 
 
 def test_a_mission_runs_with_feedback_refuses_a_second_goal_and_can_be_canceled(graph):
+    bridge = graph.bridges["uav1"]
+    # A docked drone's bridge runs its status timer only: no setpoint stream, gimbal or feedback.
+    assert [t.timer_period_ns for t in bridge.timers] == [500_000_000]
     feedback = []
     handle = send(graph, goal(graph, east=800.0), feedback=lambda f: feedback.append(f.feedback))
     assert handle.accepted
+    assert sorted(t.timer_period_ns for t in bridge.timers) == [100_000_000, 100_000_000, 500_000_000,
+                                                                 500_000_000]
     graph.spin_until(lambda: any(f.phase.value == MissionPhase.TRANSIT for f in feedback), 30, "transit")
     status = graph.spin_until(lambda: graph.status["uav1"] if graph.status["uav1"].phase.value
                               == MissionPhase.TRANSIT else None, 10, "a transit status")
@@ -114,6 +119,7 @@ def test_a_mission_runs_with_feedback_refuses_a_second_goal_and_can_be_canceled(
     assert result.result().status == GoalStatus.STATUS_CANCELED
     assert result.result().result.outcome == ExecuteMission.Result.OUTCOME_CANCELED
     assert not result.result().result.reached_scene
+    assert [t.timer_period_ns for t in bridge.timers] == [500_000_000]
     model = graph.vehicle("uav1").model
     assert model.landed and not model.armed and math.hypot(*model.position[:2]) < 2.0
     # The same bridge flies the next mission to the end: a second outcome, logged at another severity.
@@ -124,3 +130,14 @@ def test_a_mission_runs_with_feedback_refuses_a_second_goal_and_can_be_canceled(
     graph.spin_until(result.done, 120, "the second mission to end")
     assert result.result().status == GoalStatus.STATUS_SUCCEEDED
     assert result.result().result.outcome == ExecuteMission.Result.OUTCOME_COMPLETED
+
+
+def test_only_the_mavros_subscriptions_carry_qos_warnings(graph):
+    """dfr_common.ros.lean_node: our own endpoints have no QoS event handlers for the executor to visit on
+    every wake; the bridge's subscriptions to MAVROS keep rclpy's warning of an incompatible QoS."""
+    bridge = graph.bridges["uav1"]
+    handlers = {s.topic_name: len(s.event_handlers) for s in bridge.subscriptions}
+    assert handlers["/uav1/mavros/state"] >= 1 and handlers["/uav1/mavros/global_position/global"] >= 1
+    assert handlers["/uav1/follow/setpoint"] == 0 and handlers["/clock"] == 0
+    assert all(not p.event_handlers for p in bridge.publishers)
+    assert all(not e.event_handlers for e in (*graph.sim.publishers, *graph.sim.subscriptions))
