@@ -158,3 +158,22 @@ def test_a_stalled_client_keeps_offboard_but_a_silent_one_loses_it(ros_context):
         sim_executor.shutdown()
         client.destroy_node()
         sim.destroy_node()
+
+
+def test_a_docked_drone_reports_its_position_once_a_second_and_five_times_once_armed(graph):
+    """config/sim.yaml: docked_position_rate_hz 1 while disarmed on the ground, position_rate_hz 5 armed."""
+    node = graph.client_node
+    stamps = []
+    node.create_subscription(NavSatFix, f"{NS}/global_position/global",
+                             lambda m: stamps.append(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9),
+                             qos.SENSOR_DATA)
+    arming = node.create_client(CommandBool, f"{NS}/cmd/arming")
+    set_mode = node.create_client(SetMode, f"{NS}/set_mode")
+    graph.spin_until(lambda: graph.sim.sim_now > 3.5 and len(stamps) >= 4, 15, "fixes of a docked drone")
+    docked = len(stamps)
+    assert sorted(b - a for a, b in zip(stamps, stamps[1:]))[(docked - 1) // 2] == pytest.approx(1.0, abs=0.05)
+    assert graph.call(set_mode, SetMode.Request(custom_mode="AUTO.LOITER")).mode_sent is True
+    assert graph.call(arming, CommandBool.Request(value=True)).success
+    graph.spin_until(lambda: len(stamps) >= docked + 8, 10, "fixes of an armed drone")
+    armed = stamps[docked + 1:]
+    assert sorted(b - a for a, b in zip(armed, armed[1:]))[(len(armed) - 1) // 2] == pytest.approx(0.2, abs=0.02)

@@ -36,7 +36,6 @@ from mavros_msgs.srv import (
     WaypointSetCurrent,
 )
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import BatteryState, NavSatFix, NavSatStatus
 from shapely import prepare
@@ -50,6 +49,7 @@ from dfr_common.config_file import load_yaml
 from dfr_common.fleet import Fleet, load_fleet
 from dfr_common.geodesy import LocalFrame
 from dfr_common.ros import qos
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_interfaces.msg import GroundTruthActor, GroundTruthActors, GroundTruthVehicle, GroundTruthVehicles
@@ -138,6 +138,7 @@ class SimulatedVehicle:
 
         self.heartbeat = _Schedule(rates.state_rate_hz)
         self.position_schedule = _Schedule(rates.position_rate_hz)
+        self.docked_position_schedule = _Schedule(rates.docked_position_rate_hz)
         self.battery_schedule = _Schedule(rates.battery_rate_hz)
         self.home_schedule = _Schedule(rates.home_rate_hz)
 
@@ -327,7 +328,8 @@ class SimulatedVehicle:
             self.state_pub.publish(self._state(stamp, connected=True))
             self.extended_state_pub.publish(ExtendedState(
                 header=self._header(stamp), vtol_state=0, landed_state=model.landed_state))
-        if self.position_schedule.due(now):
+        docked = not model.armed and model.landed_state == px4.LANDED_STATE_ON_GROUND
+        if (self.docked_position_schedule if docked else self.position_schedule).due(now):
             self._publish_position(stamp)
         if self.battery_schedule.due(now):
             self._publish_battery(stamp)
@@ -450,7 +452,7 @@ class SimulatedVehicle:
         return truth
 
 
-class SimulatorNode(Node):
+class SimulatorNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("sim", **kwargs)
         self.params = declare(self, [
@@ -462,6 +464,9 @@ class SimulatorNode(Node):
             Param("physics_substeps", 2, "physics steps per clock tick", 1, 50),
             Param("state_rate_hz", 1.0, "State and ExtendedState rate, as PX4's HEARTBEAT", 0.2, 50.0),
             Param("position_rate_hz", 5.0, "global/local position and velocity rate", 0.5, 100.0),
+            Param("docked_position_rate_hz", 5.0, "the same for a vehicle disarmed on the ground: it does not "
+                  "move, and nine docked drones' telemetry at 10 x real time is work for every listener",
+                  0.1, 100.0),
             Param("battery_rate_hz", 1.0, "BatteryState rate", 0.1, 50.0),
             Param("home_rate_hz", 0.5, "HomePosition rate, as PX4 streams HOME_POSITION", 0.1, 10.0),
             Param("ground_truth_rate_hz", 10.0, "rate of /sim/ground_truth/* (for the camera and evaluation)",
@@ -534,6 +539,8 @@ class SimulatorNode(Node):
             self.create_subscription(Header, self.params.frame_sync_topic, self._on_frame_done, qos.RELIABLE)
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self.held_wall_s: dict[str, float] = {}      # wall time sim time stood still, by what it waited for
+        self._last_tick_wall = self._wall_seconds()
         # At most one clock tick per timer call, so that the rest of the graph gets a turn
         # between ticks; the timer checks twice per tick period, and if the machine falls
         # behind, sim time runs slower rather than in bursts.
@@ -548,8 +555,11 @@ class SimulatorNode(Node):
         if self._waiting_for_graph():
             return
         wall = self._wall_seconds()
-        if self._waiting_for_streams(wall) or self._waiting_for_frames(wall):
-            return
+        try:
+            if self._waiting_for_streams(wall) or self._waiting_for_frames(wall):
+                return
+        finally:
+            self._last_tick_wall = wall
         if not self.pacer.ticks_due(wall):
             return
         start = self.sim_now
@@ -675,6 +685,8 @@ class SimulatorNode(Node):
             self._frames_done.pop(msg.frame_id, None)
 
     def _held(self, decision, wall: float, what: str) -> bool:
+        if decision.hold:
+            self.held_wall_s[what] = self.held_wall_s.get(what, 0.0) + max(0.0, wall - self._last_tick_wall)
         for client, behind_s, held_s in decision.released:
             self.get_logger().warning(f"[{client}] {what} late by {behind_s:.1f} s sim and {held_s:.1f} s wall: "
                                       "letting sim time run on")
@@ -689,8 +701,10 @@ class SimulatorNode(Node):
         return self.pacer.real_time_factor(self._wall_seconds())
 
     def on_shutdown(self):
+        held = ", ".join(f"{seconds:.1f} s for {what}" for what, seconds in self.held_wall_s.items()) or "never"
         self.get_logger().info(
-            f"sim time {self.sim_now:.1f} s, real-time factor {self.real_time_factor():.1f}")
+            f"sim time {self.sim_now:.1f} s, real-time factor {self.real_time_factor():.1f}; "
+            f"held (wall time): {held}")
 
 
 def main(args=None):
