@@ -16,6 +16,7 @@ Everything here is plain data; the launch files turn it into launch actions.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +137,18 @@ def foxglove_node(use_sim_time: bool = True) -> NodeSpec:
                     {"use_sim_time": bool(use_sim_time)})
 
 
+def lockstep_image_queue_depth(config_dir: Path) -> int:
+    """Images of one camera that the simulator's lockstep (sim.yaml) lets wait for perception, plus the one
+    being read; 0 when there is no lockstep."""
+    def params(name: str, node: str) -> dict:
+        data = load_yaml(Path(config_dir) / name, ValueError, f"{node} parameters") or {}
+        return (data.get(node) or {}).get("ros__parameters", {})
+    sim, camera = params("sim.yaml", "/sim"), params("camera.yaml", "/camera")
+    if not sim.get("frame_sync_topic"):
+        return 0
+    return math.ceil(float(sim.get("frame_sync_s", 0.0)) * float(camera.get("rate_hz", 5.0)) - 1e-9) + 1
+
+
 def sim_graph(run: SimRun) -> list[NodeSpec]:
     """Simulator, intake, dispatch, one bridge per vehicle, the cameras, the scenario feed and the recorder."""
     fleet_ids = list(load_fleet(run.fleet_file).vehicles)
@@ -152,6 +165,12 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
     lens = {f"camera_{k}": lens[k] for k in ("width", "height", "horizontal_fov_deg") if k in lens}
     on_sim_time = [dataclasses.replace(spec, overrides={**spec.overrides, **lens}) if spec.name == "run_recorder"
                    else spec for spec in on_sim_time]
+    # In lockstep the simulator lets perception fall behind a camera by up to frame_sync_s: perception's
+    # image queue holds every image of that lag, so that none is dropped while it catches up.
+    depth = lockstep_image_queue_depth(run.config_dir)
+    if depth:
+        on_sim_time = [dataclasses.replace(spec, overrides={"image_queue_depth": depth, **spec.overrides})
+                       if spec.name == "perception" else spec for spec in on_sim_time]
     # Sim time starts once every other node is up and listening to /clock.
     simulator = NodeSpec("dfr_sim", "sim_node", "sim", "/", ("sim.yaml",),
                          {"fleet_file": str(run.fleet_file), "speed": float(run.speed),

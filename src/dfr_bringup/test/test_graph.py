@@ -12,6 +12,7 @@ from dfr_bringup.graph import (
     SitlRun,
     dfr_nodes,
     gz_bridge_specs,
+    lockstep_image_queue_depth,
     mavros_specs,
     px4_sitl_graph,
     px4_sitl_processes,
@@ -51,8 +52,12 @@ def test_the_embedded_graph_is_the_dfr_part_plus_simulator_and_cameras():
     recorder = next(s for s in specs if s.name == "run_recorder")
     assert recorder.overrides == {**next(s for s in dfr if s.name == "run_recorder").overrides,
                                   "camera_width": 640, "camera_height": 480, "camera_horizontal_fov_deg": 80.0}
-    assert [s for s in specs if s.name not in ("sim", "camera", "run_recorder")] == \
-        [s for s in dfr if s.name != "run_recorder"]
+    # And perception told how many images the simulator's lockstep lets wait for it.
+    perception = next(s for s in specs if s.name == "perception")
+    assert perception.overrides == {**next(s for s in dfr if s.name == "perception").overrides,
+                                    "image_queue_depth": lockstep_image_queue_depth(CONFIG)}
+    assert [s for s in specs if s.name not in ("sim", "camera", "run_recorder", "perception")] == \
+        [s for s in dfr if s.name not in ("run_recorder", "perception")]
     few = sim_graph(SimRun(CONFIG, FLEET_FILE, SCENARIO, Path("/tmp/run"), vehicles=2))
     assert [s.namespace for s in few if s.name == "bridge"] == ["/uav1", "/uav2"]
     with pytest.raises(ValueError, match="vehicles must be 0"):
@@ -128,3 +133,13 @@ def test_the_real_graph_takes_its_vehicles_from_the_airframes(tmp_path):
     assert not any(n.required for n in graph.nodes)
     with pytest.raises(LaunchArgumentError, match="uav9 have no airframe"):
         real_graph(RealRun(CONFIG, FLEET_FILE, CONFIG / "airframes" / "real.yaml", tmp_path, vehicles=("uav9",)))
+
+
+def test_the_image_queue_holds_every_image_the_lockstep_lets_wait(tmp_path):
+    (tmp_path / "camera.yaml").write_text("/camera:\n  ros__parameters:\n    rate_hz: 5.0\n")
+    sim = tmp_path / "sim.yaml"
+    for lag_s, depth in ((0.25, 3), (1.0, 6), (0.2, 2), (0.01, 2)):
+        sim.write_text(f"/sim:\n  ros__parameters:\n    frame_sync_topic: /done\n    frame_sync_s: {lag_s}\n")
+        assert lockstep_image_queue_depth(tmp_path) == depth, lag_s
+    sim.write_text("/sim:\n  ros__parameters:\n    frame_sync_topic: ''\n    frame_sync_s: 1.0\n")
+    assert lockstep_image_queue_depth(tmp_path) == 0

@@ -59,6 +59,8 @@ class Detection:
 class Detector(Protocol):
     """Anything that turns one image into detections (the motion and the DNN detector)."""
 
+    finds_people: bool      # whether it can find a person in a DFR drone's view on scene
+
     def detect(self, image: np.ndarray, camera_motion_hint: np.ndarray | None = None) -> list[Detection]:
         """camera_motion_hint: how the ground moved in the image since the last frame, from the pose
         (a 3 x 3 homography), for detectors that compensate the camera's motion; others ignore it."""

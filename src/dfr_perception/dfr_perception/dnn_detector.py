@@ -181,6 +181,8 @@ class DnnDetector:
     """YOLO detector; `net` may be given instead of loading config.model_path (anything with setInput and
     forward, e.g. a shared cv2.dnn.Net)."""
 
+    finds_people = True     # COCO's person class, standing or moving
+
     def __init__(self, config: DnnDetectorConfig | None = None, net=None):
         self.config = config or DnnDetectorConfig()
         self.net = net if net is not None else load_onnx(self.config.model_path)

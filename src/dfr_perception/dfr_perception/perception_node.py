@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from geographic_msgs.msg import GeoPoint as GeoPointMsg
 from geometry_msgs.msg import Quaternion, Vector3
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -28,6 +27,8 @@ from dfr_common.angle_history import AngleHistory
 from dfr_common.fleet import load_fleet
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
+from dfr_common.ros.lazy_subscriptions import LazySubscriptions
+from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import from_seconds, to_seconds
@@ -38,7 +39,7 @@ from dfr_perception.dnn_detector import DnnDetectorConfig, make_detector
 from dfr_perception.motion_detector import config_for_frame_rate
 from dfr_perception.pipeline import CameraPose, GroundTrack, PerceptionPipeline, TargetKeeper
 from dfr_perception.privacy import PrivacyConfig, blur_except
-from dfr_perception.target_selection import TargetCriteria
+from dfr_perception.target_selection import PERSON, TargetCriteria, can_look_for
 from dfr_perception.track_markers import PlacedTrack, track_markers
 from dfr_perception.tracker import TrackerConfig
 
@@ -66,14 +67,16 @@ class _Drone:
     k: np.ndarray | None = None
     status: VehicleStatus | None = None
     image_subscription: object = None
+    camera: LazySubscriptions | None = None     # gimbal attitude and camera_info: held while its mission is watched
     last_processed_s: float = -math.inf
+    last_redacted_s: float = -math.inf
     tracks: list[GroundTrack] = field(default_factory=list)
     frames: int = 0                 # images processed since it started watching
     images: int = 0                 # images received since then
     watching_since_s: float = math.nan
 
 
-class PerceptionNode(Node):
+class PerceptionNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("perception", **kwargs)
         p = self.params = declare(self, [
@@ -90,6 +93,10 @@ class PerceptionNode(Node):
                   "(a dark e-bike on a dark road scores 0.4 to 0.55 with the motion detector)", 0.0, 1.0),
             Param("max_rate_hz", 10.0, "images processed per sim second per drone at most; others are skipped "
                   "(the camera should send at least this many)", 0.1, 60.0),
+            Param("image_queue_depth", 1, "images of a drone waiting to be read, at most: 1 reads the newest "
+                  "and drops what came while busy, as on a drone; with the simulator's lockstep, deep enough for "
+                  "every image it lets perception fall behind by (frame_sync_s x the camera's rate, plus one)",
+                  1, 100),
             Param("motion_reference_lags_s", [0.2, 0.4, 0.6], "how far back the motion detector compares each "
                   "image, seconds (frames at max_rate_hz)"),
             Param("motion_warm_up_s", 3.0, "after a start or a lost camera motion, how long before the motion "
@@ -97,10 +104,14 @@ class PerceptionNode(Node):
             Param("publish_redacted_image", False, "publish <vehicle>/perception/image_redacted: everything but "
                   "the target blurred, for any recording of the video"),
             Param("redaction", "blur", "'blur' or 'pixelate' for the redacted image"),
+            Param("redacted_image_rate_hz", 0.0, "redacted images per sim second per drone at most (the recording's "
+                  "rate: blurring and sending every image costs as much as reading it); 0 for every image read",
+                  0.0, 60.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
             Param("watch", "all", "'all': read the camera of every drone on scene; 'described': only of drones "
-                  "whose incident's words say what to look for (a suspect on an e-bike, on foot, in a car): on a "
-                  "small computer, the CPU goes to the chases"),
+                  "whose incident's words say what to look for (a suspect on an e-bike, on foot, in a car) and the "
+                  "detector can find it (the motion detector no person): on a small computer, the CPU goes to the "
+                  "chases"),
         ])
         if p.watch not in ("all", "described"):
             raise ValueError(f"parameter 'watch' is '{p.watch}': use 'all' or 'described'")
@@ -132,10 +143,11 @@ class PerceptionNode(Node):
             drone.pose.subscribe(self, mavros, moving=False)     # followed while its camera is read
             sub = self.create_subscription
             sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
-            sub(Quaternion, f"{mavros}/mount_control/orientation", lambda m, d=drone: self._on_gimbal(d, m),
-                qos.RELIABLE)
-            sub(CameraInfo, f"{ns}/camera/camera_info", lambda m, d=drone: self._on_camera_info(d, m),
-                qos.SENSOR_DATA)
+            drone.camera = LazySubscriptions(self, [
+                (Quaternion, f"{mavros}/mount_control/orientation", lambda m, d=drone: self._on_gimbal(d, m),
+                 qos.RELIABLE),
+                (CameraInfo, f"{ns}/camera/camera_info", lambda m, d=drone: self._on_camera_info(d, m),
+                 qos.SENSOR_DATA)])
             self.pubs[vehicle_id] = (
                 self.create_publisher(TrackArray, f"{ns}/perception/tracks", qos.SENSOR_DATA),
                 self.create_publisher(Target, f"{ns}/perception/target", qos.RELIABLE),
@@ -170,15 +182,16 @@ class PerceptionNode(Node):
         drone.status = msg
         if before is None or before.mission_id != msg.mission_id:
             self._start_mission(drone, msg)
-        described = drone.keeper.criteria is not None and (drone.keeper.criteria.object_class is not None
-                                                           or drone.keeper.criteria.prefer_fast)
-        watching = msg.phase.value in _WATCHING and bool(msg.mission_id) and (self.params.watch == "all"
-                                                                               or described)
+        described = self._can_look_for(drone)
+        watched_mission = bool(msg.mission_id) and (self.params.watch == "all" or described)
+        watching = watched_mission and msg.phase.value in _WATCHING
+        # The camera's attitude and intrinsics from take-off, so that they are there on arrival.
+        drone.camera.want(watched_mission)
         drone.pose.follow_motion(watching)
         if watching and drone.image_subscription is None:
             drone.image_subscription = self.create_subscription(
                 Image, f"/{drone.vehicle_id}/camera/image_raw", lambda m, d=drone: self._on_image(d, m),
-                qos.LATEST_IMAGE)
+                qos.latest_images(self.params.image_queue_depth))
             drone.frames = drone.images = 0
             drone.watching_since_s = self.get_clock().now().nanoseconds * 1e-9
             self.get_logger().info(f"{drone.vehicle_id} on scene for {msg.incident_id}: watching its camera")
@@ -191,6 +204,10 @@ class PerceptionNode(Node):
             self.get_logger().info(f"{drone.vehicle_id} left the scene: its camera is no longer read; "
                                    f"{drone.frames} images processed of {drone.images} received in "
                                    f"{watched_s:.0f} s sim ({drone.frames / max(watched_s, 1e-9):.1f} a second)")
+
+    @staticmethod
+    def _can_look_for(drone: _Drone) -> bool:
+        return can_look_for(drone.keeper.criteria, getattr(drone.pipeline.detector, "finds_people", True))
 
     def _start_mission(self, drone: _Drone, msg: VehicleStatus):
         """A new mission: the target comes from its incident's words, or from the drone it relieves."""
@@ -209,6 +226,10 @@ class PerceptionNode(Node):
                 east, north, _ = drone.pose.frame.to_enu(incident.location.latitude, incident.location.longitude)
                 xy = (float(east), float(north))
         drone.keeper.set_incident(criteria, xy)
+        if criteria is not None and criteria.object_class == PERSON and not self._can_look_for(drone):
+            self.get_logger().info(f"{drone.vehicle_id} {msg.incident_id}: looking for {criteria.describe()}, which "
+                                   "the motion detector cannot make out from on scene: its camera is streamed but "
+                                   "not read (a DNN detector can)")
 
     def _offer_handover(self, drone: _Drone):
         """Another drone on this incident sees a target: this one is its relief, and takes that target."""
@@ -305,7 +326,11 @@ class PerceptionNode(Node):
                                   int(m.track_id) == int(drone.keeper.target_id or 0))
                       for m in (self._track_msg(drone, t, header) for t in drone.tracks if t.state == "confirmed")]
             self.markers_pub.publish(track_markers(self.site_frame, drone.vehicle_id, placed, header.stamp))
-        if redacted_pub is not None and redacted_pub.get_subscription_count():
+        rate = self.params.redacted_image_rate_hz
+        stamp_s = to_seconds(header.stamp)
+        due = rate <= 0 or stamp_s - drone.last_redacted_s >= 1.0 / rate - 1e-3
+        if redacted_pub is not None and due and redacted_pub.get_subscription_count():
+            drone.last_redacted_s = stamp_s
             keep = [target.track.box] if target.state == "tracking" and target.track is not None else []
             redacted = blur_except(image, keep, config=self.privacy)
             redacted_pub.publish(Image(header=header, height=image_msg.height, width=image_msg.width,

@@ -98,6 +98,14 @@ class TargetCriteria:
         return f"{what[self.object_class]}{', the fastest' if self.prefer_fast else ''}{words}"
 
 
+def can_look_for(criteria: TargetCriteria | None, finds_people: bool) -> bool:
+    """Whether a drone's video is worth reading for these criteria: they say what to look for (a class, or
+    the fastest mover), and a detector that cannot find people is not asked to find a person."""
+    if criteria is None or (criteria.object_class is None and not criteria.prefer_fast):
+        return False
+    return criteria.object_class != PERSON or finds_people
+
+
 def _travel_in(text: str) -> tuple[str, str] | None:
     """(class, word) of how one field says the suspect travels, or None."""
     on_foot = _phrase_positions(text, _ON_FOOT)

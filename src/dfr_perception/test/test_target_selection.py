@@ -148,3 +148,19 @@ def test_bad_input_is_refused_clearly():
         select_target([track("a", 0.0, 0.0, 1.0, 0.0, 1.8)], TargetCriteria(), incident_xy=(math.nan, 0.0))
     with pytest.raises(ValueError, match="object_class"):
         TargetCriteria("lorry")
+
+
+def test_a_video_is_read_only_for_what_the_detector_can_find():
+    from dfr_perception.dnn_detector import DnnDetector
+    from dfr_perception.motion_detector import MotionDetector
+    from dfr_perception.target_selection import can_look_for
+    ebike = TargetCriteria.from_incident("dangerous_driving", "E-bike ridden at speed")
+    on_foot = TargetCriteria.from_incident("robbery", "robbery, suspects made off on foot")
+    fast = TargetCriteria.from_incident("", "someone sped off")
+    vague = TargetCriteria.from_incident("noise", "loud music")
+    assert on_foot.object_class == PERSON and vague.object_class is None and not vague.prefer_fast
+    for criteria in (ebike, fast):
+        assert can_look_for(criteria, MotionDetector.finds_people)
+    assert not can_look_for(on_foot, MotionDetector.finds_people)
+    assert can_look_for(on_foot, DnnDetector.finds_people)
+    assert not can_look_for(vague, True) and not can_look_for(None, True)

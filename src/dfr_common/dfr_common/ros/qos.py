@@ -8,8 +8,13 @@ SENSOR_DATA = qos_profile_sensor_data
 # A reader of camera images that may fall behind (perception): the newest image only. With
 # SENSOR_DATA's depth of 5, a reader slower than the camera works through a queue of stale frames,
 # a second behind at 5 Hz, however fast it tries to catch up.
-LATEST_IMAGE = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
-                          durability=DurabilityPolicy.VOLATILE, history=HistoryPolicy.KEEP_LAST)
+def latest_images(depth: int = 1) -> QoSProfile:
+    """The newest `depth` images (best effort)."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+LATEST_IMAGE = latest_images(1)
 
 # State a late joiner needs at once (MAVROS state, extended_state, home_position).
 LATCHED_STATE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
