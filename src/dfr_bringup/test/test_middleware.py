@@ -20,8 +20,14 @@ def test_fast_dds_gets_the_profile_with_segments_large_enough_for_an_image():
     assert middleware_environment(CONFIG, {}) == env          # Fast DDS is Jazzy's default
 
 
+def test_fast_dds_publishes_asynchronously_unless_told_otherwise():
+    assert middleware_environment(CONFIG, {})["RMW_FASTRTPS_PUBLICATION_MODE"] == "ASYNCHRONOUS"
+    mine = middleware_environment(CONFIG, {"RMW_FASTRTPS_PUBLICATION_MODE": "SYNCHRONOUS"})
+    assert "RMW_FASTRTPS_PUBLICATION_MODE" not in mine and "FASTRTPS_DEFAULT_PROFILES_FILE" in mine
+
+
 def test_a_user_profile_or_another_middleware_is_left_alone():
-    assert middleware_environment(CONFIG, {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}) == {}
-    assert middleware_environment(CONFIG, {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}) == {}
+    for variable in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
+        assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in middleware_environment(CONFIG, {variable: "/etc/mine.xml"})
     assert middleware_environment(CONFIG, {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == {}
     assert middleware_environment(CONFIG, {"RMW_IMPLEMENTATION": "rmw_zenoh_cpp"}) == {}
