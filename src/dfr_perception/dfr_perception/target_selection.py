@@ -34,11 +34,15 @@ _CLASS_WORDS = {
     CAR: ("car", "cars", "van", "vans", "suv", "taxi", "minicab", "hatchback", "saloon", "estate car", "pickup",
           "4x4"),
     PERSON: ("man", "men", "woman", "women", "person", "people", "pedestrian", "pedestrians", "male", "female",
-             "boy", "girl", "youth", "teenager"),
+             "boy", "boys", "girl", "girls", "youth", "youths", "teenager", "teenagers"),
 }
 # Travelling on foot, said outright, beats a vehicle named in the same words ("left the car, on foot").
 _ON_FOOT = ("on foot", "pedestrian", "pedestrians", "walking")
 _FAST = ("fastest", "speeding", "at speed", "high speed", "sped off", "sped away", "racing", "fast")
+# A vehicle word right before one of these names a part or a place, not how anyone travels
+# ("trying car doors", "in the car park").
+_NOT_TRAVEL = ("door", "doors", "window", "windows", "park", "parks", "tyre", "tyres", "wheel", "wheels", "boot",
+               "bonnet", "mirror", "mirrors", "alarm", "alarms", "keys", "shed", "rack", "racks", "lane")
 # A vehicle word right after one of these is how the suspect travels.
 _RIDING = ("on", "on a", "on an", "in", "in a", "in an", "riding", "riding a", "riding an", "driving",
            "driving a", "driving an", "aboard")
@@ -112,7 +116,8 @@ def _travel_in(text: str) -> tuple[str, str] | None:
     if on_foot:
         return PERSON, on_foot[0][1]
     vehicles = sorted((pos, word, c) for c in (TWO_WHEELER, CAR)
-                      for pos, word in _phrase_positions(text, _CLASS_WORDS[c]))
+                      for pos, word in _phrase_positions(text, _CLASS_WORDS[c])
+                      if not re.match(r"\s+(" + "|".join(_NOT_TRAVEL) + r")(?![\w-])", text[pos + len(word):]))
     for pos, word, c in vehicles:
         before = text[:pos].rstrip()
         if any(re.search(r"(?<![\w-])" + re.escape(r) + r"$", before) for r in _RIDING):

@@ -34,6 +34,10 @@ from dfr_perception.target_selection import (
     ("", "", "pedestrian", PERSON),
     ("", "", "", None),
     ("burglary", "alarm activation", None, None),
+    # A vehicle's part or place is not how anyone travels.
+    ("suspicious_activity", "suspicious people trying car doors", "", PERSON),
+    ("theft", "youths breaking into the car park", "", PERSON),
+    ("theft", "", "man cutting locks at the bike racks, rode off on a bike", TWO_WHEELER),
 ])
 def test_words_give_the_class(category, description, suspect, expected):
     assert TargetCriteria.from_incident(category, description, suspect).object_class == expected
