@@ -137,13 +137,17 @@ def foxglove_node(use_sim_time: bool = True) -> NodeSpec:
                     {"use_sim_time": bool(use_sim_time)})
 
 
+def node_parameters(config_dir: Path, file_name: str, node: str) -> dict:
+    """A node's ros__parameters in one of config/'s parameter files ({} when it has none there)."""
+    data = load_yaml(Path(config_dir) / file_name, ValueError, f"{node} parameters") or {}
+    return (data.get(node) or {}).get("ros__parameters", {})
+
+
 def lockstep_image_queue_depth(config_dir: Path) -> int:
     """Images of one camera that the simulator's lockstep (sim.yaml) lets wait for perception, plus the one
     being read; 0 when there is no lockstep."""
-    def params(name: str, node: str) -> dict:
-        data = load_yaml(Path(config_dir) / name, ValueError, f"{node} parameters") or {}
-        return (data.get(node) or {}).get("ros__parameters", {})
-    sim, camera = params("sim.yaml", "/sim"), params("camera.yaml", "/camera")
+    sim, camera = node_parameters(config_dir, "sim.yaml", "/sim"), node_parameters(config_dir, "camera.yaml",
+                                                                                       "/camera")
     if not sim.get("frame_sync_topic"):
         return 0
     return math.ceil(float(sim.get("frame_sync_s", 0.0)) * float(camera.get("rate_hz", 5.0)) - 1e-9) + 1
@@ -160,8 +164,7 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
     at = next(i for i, spec in enumerate(dfr) if spec.name in ("scenario_feed", "run_recorder"))
     on_sim_time = [*dfr[:at], camera, *dfr[at:]] + ([foxglove_node(use_sim_time=True)] if run.foxglove else [])
     # The recorder scores the chase against ground truth through the same camera the drones carry.
-    lens = (load_yaml(run.config_dir / "camera.yaml", ValueError, "camera parameters").get("/camera") or {}).get(
-        "ros__parameters", {})
+    lens = node_parameters(run.config_dir, "camera.yaml", "/camera")
     lens = {f"camera_{k}": lens[k] for k in ("width", "height", "horizontal_fov_deg") if k in lens}
     on_sim_time = [dataclasses.replace(spec, overrides={**spec.overrides, **lens}) if spec.name == "run_recorder"
                    else spec for spec in on_sim_time]

@@ -541,6 +541,7 @@ class SimulatorNode(LeanNode):
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.held_wall_s: dict[str, float] = {}      # wall time sim time stood still, by what it waited for
         self._last_tick_wall = self._wall_seconds()
+        self._since_last_tick = 0.0
         # At most one clock tick per timer call, so that the rest of the graph gets a turn
         # between ticks; the timer checks twice per tick period, and if the machine falls
         # behind, sim time runs slower rather than in bursts.
@@ -553,13 +554,12 @@ class SimulatorNode(LeanNode):
 
     def _tick(self):
         if self._waiting_for_graph():
+            self._last_tick_wall = self._wall_seconds()
             return
         wall = self._wall_seconds()
-        try:
-            if self._waiting_for_streams(wall) or self._waiting_for_frames(wall):
-                return
-        finally:
-            self._last_tick_wall = wall
+        self._since_last_tick, self._last_tick_wall = wall - self._last_tick_wall, wall
+        if self._waiting_for_streams(wall) or self._waiting_for_frames(wall):
+            return
         if not self.pacer.ticks_due(wall):
             return
         start = self.sim_now
@@ -686,7 +686,7 @@ class SimulatorNode(LeanNode):
 
     def _held(self, decision, wall: float, what: str) -> bool:
         if decision.hold:
-            self.held_wall_s[what] = self.held_wall_s.get(what, 0.0) + max(0.0, wall - self._last_tick_wall)
+            self.held_wall_s[what] = self.held_wall_s.get(what, 0.0) + self._since_last_tick
         for client, behind_s, held_s in decision.released:
             self.get_logger().warning(f"[{client}] {what} late by {behind_s:.1f} s sim and {held_s:.1f} s wall: "
                                       "letting sim time run on")
