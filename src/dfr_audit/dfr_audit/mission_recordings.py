@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfr_common.sampling import sample_due
+
 TRACK_FILE = "target_track.json"
 FOOTAGE_FILE = "footage.avi"
 TRACK_FORMAT = 1
@@ -156,7 +158,7 @@ class MissionFootage(_PerMission):
         """One image (H x W x 3 RGB, or grey); False where it is not kept (rate, no mission, another size)."""
         video = self._recording(vehicle_id, mission_id, lambda: _Video(incident_id, self._scratch_path(
             vehicle_id, mission_id)))
-        if video is None or stamp_s - video.last_s < 1.0 / self.rate_hz - 1e-3:
+        if video is None or not sample_due(video.last_s, stamp_s, self.rate_hz):
             return False
         frame = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else cv2.cvtColor(image,
                                                                                             cv2.COLOR_GRAY2BGR)

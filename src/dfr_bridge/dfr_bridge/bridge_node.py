@@ -228,8 +228,8 @@ class BridgeNode(LeanNode):
             goal_callback=self._on_goal, cancel_callback=self._on_cancel)
         self.create_timer(1.0 / p.status_rate_hz, self._publish_status)
         # The setpoint stream, gimbal and feedback run only while a mission flies: a docked drone's
-        # bridge wakes for its status alone (nine bridges idling at 10 Hz sim time were a third of
-        # the graph's CPU at 10 x real time).
+        # bridge wakes for its status alone (the nine bridges were a third of the graph's CPU at
+        # 10 x real time, most of them docked).
         self._mission_timers: list = []
         self.get_logger().info(f"bridge for {p.vehicle_id} on {self.resolve_topic_name(ns)}")
 

@@ -33,6 +33,7 @@ from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import from_seconds, to_seconds
 from dfr_common.ros.vehicle_pose import VehiclePose
+from dfr_common.sampling import sample_due
 from dfr_interfaces.msg import Incident, Target, Track, TrackArray, VehicleStatus
 from dfr_interfaces.srv import SelectTarget
 from dfr_perception.dnn_detector import DnnDetectorConfig, make_detector
@@ -259,8 +260,7 @@ class PerceptionNode(LeanNode):
         drone.images += 1
         try:
             stamp_s = to_seconds(msg.header.stamp)
-            # A millisecond's grace: stamps 0.2 s apart differ by 0.19999... in floating point.
-            if stamp_s - drone.last_processed_s >= 1.0 / self.params.max_rate_hz - 1e-3:
+            if sample_due(drone.last_processed_s, stamp_s, self.params.max_rate_hz):
                 self._process_image(drone, msg, stamp_s)
         finally:
             self.frames_done_pub.publish(Header(stamp=msg.header.stamp, frame_id=drone.vehicle_id))
@@ -326,10 +326,9 @@ class PerceptionNode(LeanNode):
                                   int(m.track_id) == int(drone.keeper.target_id or 0))
                       for m in (self._track_msg(drone, t, header) for t in drone.tracks if t.state == "confirmed")]
             self.markers_pub.publish(track_markers(self.site_frame, drone.vehicle_id, placed, header.stamp))
-        rate = self.params.redacted_image_rate_hz
         stamp_s = to_seconds(header.stamp)
-        due = rate <= 0 or stamp_s - drone.last_redacted_s >= 1.0 / rate - 1e-3
-        if redacted_pub is not None and due and redacted_pub.get_subscription_count():
+        if (redacted_pub is not None and sample_due(drone.last_redacted_s, stamp_s, self.params.redacted_image_rate_hz)
+                and redacted_pub.get_subscription_count()):
             drone.last_redacted_s = stamp_s
             keep = [target.track.box] if target.state == "tracking" and target.track is not None else []
             redacted = blur_except(image, keep, config=self.privacy)

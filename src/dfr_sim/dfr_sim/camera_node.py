@@ -26,6 +26,7 @@ from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
+from dfr_common.sampling import sample_due
 from dfr_interfaces.msg import GroundTruthActors, GroundTruthVehicles
 from dfr_sim.camera_renderer import CameraModel, CameraRenderer, RenderConfig, gimbal_to_world_rotation
 from dfr_sim.ground_texture import GroundTexture
@@ -101,8 +102,7 @@ class CameraNode(LeanNode):
             (GroundTruthActors, "/sim/ground_truth/actors", self._on_actors, qos.RELIABLE)], self._forget_truth)
         # Frames are drawn as the ground truth arrives, one instant every 1 / rate_hz: a timer of its own
         # would beat against the ground truth's instants and space the frames 0.1, 0.2 or 0.3 s apart.
-        self._frame_period_s = 1.0 / p.rate_hz
-        self.create_timer(self._frame_period_s, self._want_truth)
+        self.create_timer(1.0 / p.rate_hz, self._want_truth)
         self.get_logger().info(f"cameras on {len(self.vehicle_ids)} vehicles: {p.width}x{p.height} at "
                                f"{p.rate_hz:g} Hz, {p.horizontal_fov_deg:g} deg")
 
@@ -110,8 +110,7 @@ class CameraNode(LeanNode):
         taken_s = to_seconds(msg.header.stamp)
         if taken_s < self._rendered_s:
             self._rendered_s = -math.inf        # the clock went back: a new simulation
-        # A millisecond's grace: instants 0.2 s apart differ by 0.19999... in floating point.
-        if taken_s - self._rendered_s >= self._frame_period_s - 1e-3:
+        if sample_due(self._rendered_s, taken_s, self.params.rate_hz):
             self._rendered_s = taken_s
             self._render_all(msg)
 
