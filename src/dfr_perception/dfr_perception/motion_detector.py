@@ -187,6 +187,16 @@ def config_for_frame_rate(frame_rate_hz: float, reference_lags_s=(0.2, 0.4, 0.6)
 class _Reference:
     image: np.ndarray               # blurred grey, processing size
     to_current: np.ndarray          # 3 x 3: its pixels to the newest frame's pixels
+    _range: np.ndarray | None = None
+
+    def value_range(self, radius: int) -> np.ndarray:
+        """The darkest and the brightest pixel within radius of each (H x W x 2): what the current frame is
+        compared with, to forgive the sub-pixel misregistration of chained homographies. Found once per
+        frame, when it is first compared."""
+        if self._range is None:
+            kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+            self._range = cv2.merge([cv2.erode(self.image, kernel), cv2.dilate(self.image, kernel)])
+        return self._range
 
 
 class MotionDetector:
@@ -361,10 +371,12 @@ class MotionDetector:
                 # Without it to tell an object from its ghost, every reference must agree: where the
                 # object was in one of them, the others show the ground it left.
                 lags = cfg.reference_lags_frames
-                seeds_diff, valid = self._seed_difference(grey, [self._history[-1 - k] for k in lags],
-                                                          agreeing=len(lags))
+                references = [self._history[-1 - k] for k in lags]
+                valid = self._covered_by_all(references, grey.shape)
+                seeds_diff = self._seed_difference(grey, references, agreeing=len(lags))
                 nowhere = np.zeros_like(ready)
-                found = self._objects(grey, background, background_diff, seeds_diff, nowhere, valid, scale, shape)
+                found = self._objects(grey, background, background_diff, seeds_diff, nowhere, valid, scale, shape,
+                                      self._changes(background_diff, nowhere, valid))
                 detections, self._moving_mask = found.detections, found.moving
             self._learn_background(grey, count, self._moving_mask if detections else None, changed, None)
             self._features = self._next_features(grey, followed)
@@ -372,8 +384,14 @@ class MotionDetector:
                                 f"moving by the seeds alone; {why}")
             return detections
 
-        seeds_diff, valid = self._seed_difference(grey, [self._history[-1 - k] for k in cfg.reference_lags_frames])
-        found = self._objects(grey, background, background_diff, seeds_diff, ready, valid, scale, shape)
+        references = [self._history[-1 - k] for k in cfg.reference_lags_frames]
+        valid = self._covered_by_all(references, grey.shape)
+        changes = self._changes(background_diff, ready, valid)
+        # Seeds count only where the frame differs from the trusted background and where the background is
+        # not trusted yet: comparing the rest of the frame with each reference would be wasted.
+        needed = cv2.bitwise_and(cv2.bitwise_or(changes.changed, cv2.bitwise_not(ready)), valid)
+        seeds_diff = self._seed_difference(grey, references, where=needed)
+        found = self._objects(grey, background, background_diff, seeds_diff, ready, valid, scale, shape, changes)
         detections = found.detections
         self._moving_mask = found.moving
         self._learn_background(grey, count, found.moving, found.changed, found.ghosts)
@@ -408,23 +426,54 @@ class MotionDetector:
             alpha[ghosts > 0] = 1.0
         self._background.learn(grey, alpha)
 
-    def _seed_difference(self, grey: np.ndarray, references: list[_Reference], agreeing: int | None = None):
-        """The k-th largest (k agreeing references) of the differences from each reference, and where every
-        reference covers the current frame (less a margin)."""
+    def _covered_by_all(self, references: list[_Reference], shape: tuple[int, int]) -> np.ndarray:
+        """Where every reference covers the current frame, less the border a warp leaves."""
         cfg = self.config
-        h, w = grey.shape
-        valid = None
-        diffs = []
+        h, w = shape
+        valid = np.full((h, w), 255, np.uint8)
         for ref in references:
-            warped = _warp(ref.image, ref.to_current, (w, h), cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
-            diffs.append(_tolerant_difference(grey, warped, cfg.alignment_tolerance_px))
-            cover = _coverage(ref.to_current, (w, h))
-            valid = cover if valid is None else cv2.bitwise_and(valid, cover)
+            valid = cv2.bitwise_and(valid, _coverage(ref.to_current, (w, h)))
         margin = cfg.border_margin_px + cfg.alignment_tolerance_px
         if margin > 0:
             valid = cv2.erode(valid, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8),
                               borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        return _kth_largest(diffs, min(agreeing or cfg.agreeing_references, len(diffs))), valid
+        return valid
+
+    def _seed_difference(self, grey: np.ndarray, references: list[_Reference], agreeing: int | None = None,
+                         where: np.ndarray | None = None) -> np.ndarray:
+        """The k-th largest (k agreeing references) of the differences from each reference: everywhere, or only
+        at the non-zero pixels of a uint8 mask (0 elsewhere). A pixel's difference from a reference is how far
+        it lies outside the darkest and brightest of the reference around the spot it came from."""
+        radius = self.config.alignment_tolerance_px
+        h, w = grey.shape
+        k = min(agreeing or self.config.agreeing_references, len(references))
+        if where is None:
+            # Resampled whole, the range is taken around the resampled pixel: the same up to rounding, and a
+            # third of the cost of resampling the darkest and the brightest.
+            return _kth_largest([_tolerant_difference(grey, _warp(ref.image, ref.to_current, (w, h),
+                                                                  cv2.INTER_LINEAR, cv2.BORDER_REPLICATE), radius)
+                                 for ref in references], k)
+        # Only where the seeds count: each reference is sampled at those pixels alone, a small share of the
+        # cost of resampling it whole.
+        ys, xs = _pixels(where)
+        seeds_diff = np.zeros((h, w), np.uint8)
+        if len(ys) == 0:
+            return seeds_diff
+        here = np.column_stack([xs, ys, np.ones(len(xs))])
+        value = grey[ys, xs].astype(np.int16)
+        diffs = np.empty((len(references), len(ys)), np.int16)
+        for row, ref in enumerate(references):
+            there = here @ np.linalg.inv(ref.to_current).T
+            low, high = _sample(ref.value_range(radius), there[:, 0] / there[:, 2], there[:, 1] / there[:, 2])
+            diffs[row] = np.maximum(np.maximum(value - high, low - value), 0)
+        seeds_diff[ys, xs] = np.partition(diffs, len(references) - k, axis=0)[len(references) - k]
+        return seeds_diff
+
+    def _changes(self, background_diff: np.ndarray, ready: np.ndarray, valid: np.ndarray) -> _Changes:
+        trusted = cv2.bitwise_and(ready, valid)
+        threshold = self._threshold(background_diff, trusted)
+        _, changed = cv2.threshold(background_diff, threshold, 255, cv2.THRESH_BINARY)
+        return _Changes(trusted, threshold, cv2.bitwise_and(changed, ready))
 
     def _threshold(self, difference: np.ndarray, where: np.ndarray) -> float:
         cfg = self.config
@@ -436,15 +485,13 @@ class MotionDetector:
                 threshold = max(threshold, cfg.noise_sigmas * 1.4826 * float(np.median(sample)))
         return threshold
 
-    def _objects(self, grey, background, background_diff, seeds_diff, ready, valid, scale, shape) -> _Found:
+    def _objects(self, grey, background, background_diff, seeds_diff, ready, valid, scale, shape,
+                 changes: _Changes) -> _Found:
         """Threshold, group, confirm by seeds, drop ghosts and filter: the detections and the masks that steer
         the background's learning."""
         cfg = self.config
         height, width = shape
-        trusted = cv2.bitwise_and(ready, valid)
-        threshold = self._threshold(background_diff, trusted)
-        _, changed = cv2.threshold(background_diff, threshold, 255, cv2.THRESH_BINARY)
-        changed = cv2.bitwise_and(changed, ready)
+        trusted, threshold, changed = changes.trusted, changes.threshold, changes.changed
         _, seeds = cv2.threshold(seeds_diff, threshold, 255, cv2.THRESH_BINARY)
         seeds = cv2.bitwise_and(seeds, valid)
         # Against the background where it is trusted; where it is not, seeds alone.
@@ -614,6 +661,13 @@ def _coverage(hom: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass
+class _Changes:
+    trusted: np.ndarray             # where the background is trusted and every reference covers the frame
+    threshold: float                # grey levels, for the background and the seeds alike
+    changed: np.ndarray             # differs from the trusted background by more than the threshold
+
+
+@dataclass
 class _Found:
     detections: list[Detection]
     moving: np.ndarray              # reported objects, dilated by the merge gap
@@ -653,6 +707,20 @@ def _warp(image: np.ndarray, hom: np.ndarray, size: tuple[int, int], interpolati
     if (abs(hom[2, 0]) * w + abs(hom[2, 1]) * h) * (w + h) < 0.01 and abs(hom[2, 2] - 1.0) < 1e-9:
         return cv2.warpAffine(image, hom[:2], size, flags=interpolation, borderMode=border, borderValue=0)
     return cv2.warpPerspective(image, hom, size, flags=interpolation, borderMode=border, borderValue=0)
+
+
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each channel of an image at points (bilinear, edges replicated, as _warp samples it), as int16."""
+    n = len(x)
+    width = 1024                            # remap's maps are images: laid out in rows of this many points
+    rows = -(-n // width)
+    map_x = np.zeros(rows * width, np.float32)
+    map_y = np.zeros(rows * width, np.float32)
+    map_x[:n], map_y[:n] = x, y
+    sampled = cv2.remap(image, map_x.reshape(rows, width), map_y.reshape(rows, width), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    sampled = sampled.reshape(rows * width, -1)[:n].astype(np.int16)
+    return tuple(sampled[:, c] for c in range(sampled.shape[1]))
 
 
 def _kth_largest(arrays: list[np.ndarray], k: int) -> np.ndarray:

@@ -130,6 +130,34 @@ def test_static_scene_seen_by_a_moving_camera_reports_nothing():
     assert statuses[-1].startswith("ok")
 
 
+def test_seeds_worked_out_only_where_they_count_match_the_whole_frame():
+    """Once the background is trusted, the seeds are sampled only where they count: the same differences,
+    up to where the tolerance's darkest and brightest are taken (before or after resampling)."""
+    cfg = SyntheticSequenceConfig(width=640, height=480, frames=4, seed=3, pan_px_per_frame=(2.5, 0.8),
+                                  rotation_deg_per_frame=0.15, zoom_per_frame=1.0015,
+                                  objects=two_vehicles(640, 480, speed_px=6.0))
+    detector = MotionDetector(MotionDetectorConfig(processing_width=640, reference_lags_frames=(1, 2, 3),
+                                                   warm_up_frames=3))
+    for frame in SyntheticSequence(cfg):
+        detector.detect(frame.image)
+    grey = detector._history[-1].image
+    references = [detector._history[-1 - k] for k in (1, 2, 3)]
+    where = np.zeros(grey.shape, np.uint8)
+    where[100:380:3, 50:600:2] = 255
+    whole = detector._seed_difference(grey, references).astype(int)
+    sparse = detector._seed_difference(grey, references, where=where).astype(int)
+    assert not sparse[where == 0].any()
+    inner = np.zeros(grey.shape, bool)
+    inner[110:370, 60:590] = True            # clear of the border every reference leaves
+    picked = (where > 0) & inner
+    gap = np.abs(whole[picked] - sparse[picked])
+    assert np.mean(gap <= 2) > 0.99 and gap.max() <= 30
+    # The vehicles stand out in both.
+    for box in frame.boxes:
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        assert sparse[y0:y1, x0:x1].max() > 60 and whole[y0:y1, x0:x1].max() > 60
+
+
 def test_first_frame_and_warm_up_say_so_and_the_seeds_report_only_what_moves(panning_two_vehicles):
     _, frames, detections, statuses, _ = panning_two_vehicles
     assert detections[0] == [] and statuses[0].startswith("first frame")
