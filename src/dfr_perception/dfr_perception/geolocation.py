@@ -95,10 +95,6 @@ def box_foot_pixels(k, rotation_world_from_camera, boxes) -> np.ndarray:
     return foot
 
 
-def _ground(camera_position, rotation, m, foot, ground_z, max_range_m) -> np.ndarray:
-    return intersect_ground(camera_position, pixel_rays(m, rotation, foot), ground_z, max_range_m)[:, :2]
-
-
 def geolocate_boxes(k, camera_position_enu, rotation_world_from_camera, boxes,
                     config: GeolocationConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Ground positions (N x 2, ENU metres) of boxed objects and their uncertainty (N, metres).
@@ -119,30 +115,30 @@ def geolocate_boxes(k, camera_position_enu, rotation_world_from_camera, boxes,
     n = len(foot)
     if n == 0:
         return np.zeros((0, 2)), np.zeros(0)
-    ground = _ground(c, r, m, foot, cfg.ground_z_m, cfg.max_range_m)
+    rays = pixel_rays(m, r, foot)
+    ground = intersect_ground(c, rays, cfg.ground_z_m, cfg.max_range_m)[:, :2]
     placed = np.isfinite(ground[:, 0])
 
-    def shift(moved: np.ndarray) -> np.ndarray:
-        d = np.linalg.norm(moved - ground, axis=1)
-        return np.where(np.isfinite(d), d, np.inf)
-
-    far = math.inf          # perturbed rays are followed as far as they go
-
-    def worse(apply) -> np.ndarray:
-        """Squared ground shift of the worse of an error applied one way and the other."""
-        return np.maximum(shift(apply(1.0)), shift(apply(-1.0))) ** 2
-
-    variance = np.full(n, cfg.position_error_m ** 2)
+    # Each assumed error applied one way and then the other: a pair of ray sets from the camera where it is,
+    # or the same rays from where it may be. Perturbed rays are followed as far as they go.
+    perturbed = []
     tilt = math.radians(cfg.attitude_error_deg)
     if tilt > 0.0:
-        for axis in (rot_x, rot_y, rot_z):
-            variance += worse(lambda sign, axis=axis: _ground(c, axis(sign * tilt) @ r, m, foot, cfg.ground_z_m, far))
+        perturbed += [rays @ axis(sign * tilt).T for axis in (rot_x, rot_y, rot_z) for sign in (1.0, -1.0)]
     if cfg.pixel_error_px > 0.0:
-        for step in (np.array([cfg.pixel_error_px, 0.0]), np.array([0.0, cfg.pixel_error_px])):
-            variance += worse(lambda sign, step=step: _ground(c, r, m, foot + sign * step, cfg.ground_z_m, far))
+        steps = [np.array([sign * cfg.pixel_error_px, 0.0]) for sign in (1.0, -1.0)]
+        steps += [np.array([0.0, sign * cfg.pixel_error_px]) for sign in (1.0, -1.0)]
+        perturbed += np.split(pixel_rays(m, r, np.vstack([foot + step for step in steps])), len(steps))
+    moved = [intersect_ground(c, np.vstack(perturbed), cfg.ground_z_m, math.inf)[:, :2]] if perturbed else []
     if cfg.height_error_m > 0.0:
         lift = np.array([0.0, 0.0, cfg.height_error_m])
-        variance += worse(lambda sign: _ground(c + sign * lift, r, m, foot, cfg.ground_z_m, far))
+        moved += [intersect_ground(c + sign * lift, rays, cfg.ground_z_m, math.inf)[:, :2] for sign in (1.0, -1.0)]
+    variance = np.full(n, cfg.position_error_m ** 2)
+    if moved:
+        shift = np.linalg.norm(np.vstack(moved).reshape(-1, n, 2) - ground, axis=2)
+        shift = np.where(np.isfinite(shift), shift, np.inf)
+        # The worse of each pair, squared.
+        variance += (np.maximum(shift[0::2], shift[1::2]) ** 2).sum(axis=0)
     uncertainty = np.sqrt(variance)
     uncertainty[~placed] = np.nan
     return ground, uncertainty

@@ -418,12 +418,12 @@ class MotionDetector:
                           changed: np.ndarray, ghosts: np.ndarray | None) -> None:
         """Average the current frame into the background: slowly where it changed, not at all under
         moving objects, and outright where a ghost showed that the background was wrong."""
-        alpha = self._alpha_by_count[count]
-        alpha[changed > 0] *= self.config.changed_learning_factor
+        alpha = cv2.LUT(count, self._alpha_by_count)
+        np.multiply(alpha, self.config.changed_learning_factor, out=alpha, where=changed > 0)
         if moving is not None:
-            alpha[moving > 0] = 0.0
+            np.copyto(alpha, 0.0, where=moving > 0)
         if ghosts is not None:
-            alpha[ghosts > 0] = 1.0
+            np.copyto(alpha, 1.0, where=ghosts > 0)
         self._background.learn(grey, alpha)
 
     def _covered_by_all(self, references: list[_Reference], shape: tuple[int, int]) -> np.ndarray:
@@ -639,7 +639,9 @@ class _AnchoredBackground:
         sample = _warp(grey, into, size, cv2.INTER_LINEAR, cv2.BORDER_CONSTANT).astype(np.float32)
         rate = _warp(alpha, into, size, cv2.INTER_NEAREST, cv2.BORDER_CONSTANT)
         region = self.image[y0:y1, x0:x1]
-        region += rate * (sample - region)
+        np.subtract(sample, region, out=sample)
+        np.multiply(sample, rate, out=sample)
+        region += sample
         self.count[y0:y1, x0:x1] = cv2.add(self.count[y0:y1, x0:x1], (rate > 0).view(np.uint8))
 
     def replace(self, image: np.ndarray, where: np.ndarray, count: int) -> None:
