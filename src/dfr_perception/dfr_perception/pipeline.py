@@ -27,6 +27,7 @@ from dfr_perception.target_selection import (
     CandidateTrack,
     SelectionConfig,
     TargetCriteria,
+    class_membership,
     infer_class,
     select_target,
 )
@@ -273,7 +274,8 @@ class TargetKeeper:
             # not the next best match anywhere in view (a false track ahead would lead the camera away).
             where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
             candidates = [c for c in candidates
-                          if float(np.hypot(*(np.asarray(c.position_xy) - where))) <= self.config.reacquire_radius_m]
+                          if float(np.hypot(*(np.asarray(c.position_xy) - where))) <= self.config.reacquire_radius_m
+                          and self._like_target(by_id[int(c.track_id)])]
         if not candidates:
             return
         chosen, reason, scores = select_target(candidates, self.criteria, self.incident_xy, self.selection)
@@ -294,6 +296,25 @@ class TargetKeeper:
         self._take(int(chosen), "incident", reason, events)
         if taking_over:
             self._carry_velocity(int(chosen))
+
+    def _target_class(self) -> str | None:
+        """The class the target is kept as: the one the incident names, else the one it was first seen as."""
+        if self.criteria is not None and self.criteria.object_class is not None:
+            return self.criteria.object_class
+        if self.last is not None and self.last.object_class in self.selection.classes:
+            return self.last.object_class
+        return None
+
+    def _like_target(self, track: GroundTrack) -> bool:
+        """Whether a track may take over the target: its size fits (a car does not take over a lost e-bike
+        because it is where the e-bike should be). Judged at the target's last speed: a new track's own
+        starts from rest."""
+        wanted = self._target_class()
+        if wanted is None or self.last is None:
+            return True
+        speed = self.last.speed_m_s if math.isfinite(self.last.speed_m_s) else 0.0
+        return class_membership(track.ground_size_m, speed, self.selection)[wanted] >= \
+            self.selection.min_class_membership
 
     def _carry_velocity(self, track_id: int) -> None:
         """track_id takes over the target as last seen: it reports that velocity for a while."""
@@ -342,8 +363,8 @@ class TargetKeeper:
         if not self._recently_seen(stamp_s):
             return
         where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
-        match = self._nearest(where, tracks, self.config.reacquire_radius_m)
-        if match is not None and match.object_class in (self.last.object_class, "unknown"):
+        match = self._nearest(where, [t for t in tracks if self._like_target(t)], self.config.reacquire_radius_m)
+        if match is not None:
             events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
             self.target_id = match.track_id
             self._carry_velocity(match.track_id)

@@ -90,6 +90,21 @@ def test_a_lost_target_is_reported_then_re_acquired_where_it_should_be():
     assert any("re-acquired" in e for e in state.events)
 
 
+def test_a_car_where_a_lost_e_bike_should_be_does_not_take_it_over():
+    """Seen in a run of the evening peak: a car that took over the lost e-bike led the drone 1.8 km away."""
+    k = keeper(min_age_s=0.0, reacquire_radius_m=10.0)
+    run(k, [[track(1, 0, 0, vx=8.0)]] * 3)
+    k.update(0.8, [track(1, 4, 0, vx=8.0, state="lost")])
+    # A new track, still at rest as new tracks are, but car-sized (its class not settled yet).
+    state = k.update(1.0, [track(7, 8.0, 0.0, size=8.7, kind="unknown")])
+    assert state.state == "lost" and k.target_id == 1
+    state = k.update(1.2, [track(7, 10.0, 0.0, vx=8.0, size=4.8, kind="car")])
+    assert state.state == "lost" and k.target_id == 1
+    # A bike-sized one, though at rest as new tracks are, does.
+    state = k.update(1.4, [track(7, 12.0, 0.0, vx=8.0, size=4.8, kind="car"), track(8, 11.0, 1.0, size=1.9)])
+    assert state.state == "tracking" and k.target_id == 8
+
+
 def test_a_track_that_takes_over_a_lost_target_carries_its_velocity_until_it_has_its_own():
     k = keeper(min_age_s=0.0, reacquire_radius_m=10.0, carry_velocity_s=1.0)
     run(k, [[track(1, 0, 0, vx=8.0)]] * 3)
