@@ -16,7 +16,7 @@ from pathlib import Path
 from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
-from dfr_intake.cad_http import BackgroundServer, SubmitResult, create_app
+from dfr_intake.cad_http import BackgroundServer, RequestRate, SubmitResult, create_app
 from dfr_intake.call_messages import call_to_msg
 from dfr_intake.calls import Call
 from dfr_interfaces.srv import ReportIncident
@@ -44,6 +44,9 @@ class CadGatewayNode(LeanNode):
             Param("token_file", "", "file holding the bearer token CAD must send"),
             Param("token_env", "DFR_CAD_TOKEN", "environment variable holding the token, when no file is given"),
             Param("max_body_bytes", 16384, "largest request body accepted", 256, 1048576),
+            Param("max_requests_per_s", 50.0, "requests a second one address may send, once its burst is spent; "
+                  "more get 429 with Retry-After", 0.1, 10000.0),
+            Param("max_request_burst", 200, "requests one address may send at once", 1, 100000),
             Param("service_timeout_s", 5.0, "wall time to wait for intake's answer before 503", 0.1, 60.0),
             Param("tls_certfile", "", "certificate for HTTPS; empty: plain HTTP (keep it on a trusted network)"),
             Param("tls_keyfile", "", "private key for HTTPS"),
@@ -51,7 +54,8 @@ class CadGatewayNode(LeanNode):
         token = read_token(p.token_file, p.token_env)
         self.client = self.create_client(ReportIncident, "report_incident")
         tls = {"ssl_certfile": p.tls_certfile, "ssl_keyfile": p.tls_keyfile} if p.tls_certfile else {}
-        self.server = BackgroundServer(create_app(self._submit, token, p.max_body_bytes), p.host, p.port, **tls)
+        app = create_app(self._submit, token, p.max_body_bytes, RequestRate(p.max_requests_per_s, p.max_request_burst))
+        self.server = BackgroundServer(app, p.host, p.port, **tls)
         self.server.start()
         self.get_logger().info(f"CAD API on {self.server.url}/v1/calls, forwarding to "
                                f"{self.resolve_service_name('report_incident')}")

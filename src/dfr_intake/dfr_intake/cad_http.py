@@ -10,6 +10,9 @@ What the API answers, per request:
 
 - 401  no ``Authorization: Bearer <token>`` header, or the wrong token. Checked before anything
        of the body is read, on every path except ``/v1/health`` and ``/openapi.json``.
+- 429  more requests from one address than ``RequestRate`` allows (a burst, then a steady rate),
+       checked first of all: the answer says in Retry-After when to send again. A runaway or
+       hostile client neither starves intake of other callers' calls nor guesses tokens at speed.
 - 413  a body larger than ``max_body_bytes``: by its Content-Length, or counted as it streams in,
        before any of it is parsed.
 - 415  a body that is not sent as ``application/json``.
@@ -35,6 +38,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import sys
 import threading
@@ -63,6 +67,8 @@ HEALTH_PATH = "/v1/health"
 OPENAPI_PATH = "/openapi.json"
 PUBLIC_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH})   # everything else needs the token
 DEFAULT_MAX_BODY_BYTES = 16384
+DEFAULT_REQUESTS_PER_S = 50.0       # far above a borough's or a city's 999 calls, which come a few a minute
+DEFAULT_REQUEST_BURST = 200
 RETRY_AFTER_S = 5                                       # told to the CAD system with a 503
 
 MAX_CAD_REF_LENGTH = 64                                 # as intake's call_problems
@@ -378,17 +384,64 @@ def _too_large(limit: int) -> JSONResponse:
                            headers={"Connection": "close"})
 
 
+class RequestRate:
+    """A token bucket per client address: `burst` requests at once, then `per_s` a second.
+
+    At most `max_clients` addresses are remembered; when more come, those whose buckets have
+    refilled (they would be allowed a full burst anyway) are forgotten first, so memory stays
+    bounded whatever the traffic.
+    """
+
+    def __init__(self, per_s: float = DEFAULT_REQUESTS_PER_S, burst: int = DEFAULT_REQUEST_BURST,
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = 4096):
+        if not (per_s > 0 and burst >= 1 and max_clients >= 1):
+            raise ValueError(f"the request rate needs per_s > 0, burst >= 1 and max_clients >= 1, got per_s={per_s}, "
+                             f"burst={burst}, max_clients={max_clients}")
+        self.per_s, self.burst, self.clock, self.max_clients = float(per_s), float(burst), clock, max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}      # address -> (tokens, when counted)
+        self._lock = threading.Lock()
+
+    def wait_s(self, client: str) -> float:
+        """0 when a request from `client` may go ahead now (and it is counted), else the seconds until one may."""
+        with self._lock:
+            now = self.clock()
+            tokens, then = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.per_s)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                if len(self._buckets) > self.max_clients:
+                    self._forget(now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self.per_s
+
+    def _forget(self, now: float) -> None:
+        full = [c for c, (tokens, then) in self._buckets.items()
+                if tokens + (now - then) * self.per_s >= self.burst]
+        for client in full or sorted(self._buckets, key=lambda c: self._buckets[c][1])[: len(self._buckets) // 2]:
+            del self._buckets[client]
+
+
+def _too_many(wait_s: float) -> JSONResponse:
+    retry = max(1, math.ceil(wait_s))
+    return _error_response(429, "too many requests from this address: send again later",
+                           [("request", f"over the rate allowed; retry after {retry} s")],
+                           headers={"Retry-After": str(retry)})
+
+
 class RequestGate:
-    """Pure ASGI, outermost: the token, then the body's size, before the application reads anything.
+    """Pure ASGI, outermost: the request rate, the token, then the body's size, before the application reads
+    anything.
 
     The whole body (at most ``max_body_bytes``) is read here and handed on, so nothing larger
     is ever parsed; the Content-Length is checked before reading.
     """
 
-    def __init__(self, app: ASGIApp, tokens: TokenCheck, max_body_bytes: int):
+    def __init__(self, app: ASGIApp, tokens: TokenCheck, max_body_bytes: int, rate: RequestRate):
         self.app = app
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
+        self.rate = rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -397,6 +450,12 @@ class RequestGate:
         headers = scope.get("headers") or []
         client = (scope.get("client") or ("?", 0))[0]
         if scope.get("path") not in PUBLIC_PATHS:
+            wait_s = self.rate.wait_s(client)
+            if wait_s > 0.0:
+                log.warning("CAD API: refused %s %s from %s: over the request rate", scope.get("method"),
+                            scope.get("path"), client)
+                await _too_many(wait_s)(scope, receive, send)
+                return
             auth = [value for name, value in headers if name.lower() == b"authorization"]
             if not self.tokens.header_ok(auth):
                 log.warning("CAD API: refused %s %s from %s: %s bearer token", scope.get("method"),
@@ -454,7 +513,9 @@ publishes the incident to dispatch.
 
 Every request except `GET /v1/health` and `GET /openapi.json` needs the token:
 `Authorization: Bearer <token>`. A body larger than the configured limit (16 KiB by default)
-is refused with 413 before it is read. Every refusal names the fields at fault, one
+is refused with 413 before it is read. More requests from one address than the configured
+rate (by default a burst of 200, then 50 a second) are refused with 429 and a Retry-After.
+Every refusal names the fields at fault, one
 `{field, message}` per problem; a refused call is not recorded and nothing is published.
 """
 
@@ -466,6 +527,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No bearer token, or the wrong one."},
     413: {"model": ErrorResponse, "description": "The body is larger than the configured limit."},
     415: {"model": ErrorResponse, "description": "The body was not sent as application/json."},
+    429: {"model": ErrorResponse, "description": "Too many requests from this address: send again after "
+                                                 "Retry-After seconds. Nothing was recorded."},
     422: {"model": ErrorResponse, "description": "The call is not acceptable: the schema or intake refused it. "
                                                  "One {field, message} per problem."},
     503: {"model": ErrorResponse, "description": "Intake did not answer. Nothing was recorded: send the call "
@@ -480,7 +543,8 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def create_app(submit: Submit, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+def create_app(submit: Submit, token: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               rate: RequestRate | None = None) -> FastAPI:
     """The CAD call API. ``submit`` is called (in a worker thread) with each call that passed the schema."""
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, not {max_body_bytes}")
@@ -549,7 +613,7 @@ def create_app(submit: Submit, token: str, max_body_bytes: int = DEFAULT_MAX_BOD
     def health() -> Health:
         return Health(status="ok")
 
-    app.add_middleware(RequestGate, tokens=tokens, max_body_bytes=max_body_bytes)
+    app.add_middleware(RequestGate, tokens=tokens, max_body_bytes=max_body_bytes, rate=rate or RequestRate())
     return app
 
 

@@ -30,6 +30,7 @@ from dfr_intake.cad_http import (
     CAD_CALL_FIELDS,
     DEFAULT_MAX_BODY_BYTES,
     BackgroundServer,
+    RequestRate,
     SubmitResult,
     create_app,
     intake_errors,
@@ -102,7 +103,9 @@ def intake():
 
 @pytest.fixture(scope="module")
 def server(intake):
-    running = BackgroundServer(create_app(intake, TOKEN, LIMIT), host="127.0.0.1", port=0).start()
+    # The fuzz tests below send hundreds of requests a second from one address: a rate far above the default.
+    unlimited = RequestRate(per_s=1e6, burst=1_000_000)
+    running = BackgroundServer(create_app(intake, TOKEN, LIMIT, unlimited), host="127.0.0.1", port=0).start()
     yield running
     running.stop()
 
@@ -259,6 +262,61 @@ def test_create_app_refuses_an_unusable_token():
     for token in ("", " ", "two words", "t\u00f6ken", None):
         with pytest.raises(ValueError, match="token"):
             create_app(FakeIntake(RULES), token)
+
+
+# --- 429 ----------------------------------------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_each_address_gets_its_burst_then_its_rate():
+    clock = FakeClock()
+    rate = RequestRate(per_s=2.0, burst=3, clock=clock)
+    assert [rate.wait_s("10.0.0.1") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert rate.wait_s("10.0.0.1") == pytest.approx(0.5)          # one more token in half a second
+    assert rate.wait_s("10.0.0.2") == 0.0                          # another address is not held back
+    clock.now += 0.5
+    assert rate.wait_s("10.0.0.1") == 0.0 and rate.wait_s("10.0.0.1") > 0.0
+    clock.now += 60.0                                              # refilled to the burst, no further
+    assert [rate.wait_s("10.0.0.1") for _ in range(4)][-1] > 0.0
+
+
+def test_memory_stays_bounded_under_many_addresses():
+    clock = FakeClock()
+    rate = RequestRate(per_s=1.0, burst=2, clock=clock, max_clients=100)
+    for n in range(10_000):
+        rate.wait_s(f"10.{n // 65536}.{n // 256 % 256}.{n % 256}")
+        clock.now += 0.001
+    assert len(rate._buckets) <= 101
+
+
+@pytest.mark.parametrize("kwargs", [{"per_s": 0.0}, {"burst": 0}, {"max_clients": 0}])
+def test_a_rate_that_allows_nothing_is_refused(kwargs):
+    with pytest.raises(ValueError, match="request rate"):
+        RequestRate(**kwargs)
+
+
+def test_a_flood_from_one_address_gets_429_with_retry_after_and_nothing_is_recorded():
+    intake = FakeIntake(RULES)
+    app = create_app(intake, TOKEN, LIMIT, RequestRate(per_s=0.5, burst=2))
+    server = BackgroundServer(app, host="127.0.0.1", port=0).start()
+    try:
+        c = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10.0)
+        answers = [c.post("/v1/calls", json=good_body(cad_ref=f"CAD-FLOOD-{n}")) for n in range(5)]
+        assert [a.status_code for a in answers] == [201, 201, 429, 429, 429]
+        assert answers[2].headers["Retry-After"] == "2" and error_fields(answers[2]) == ["request"]
+        assert [call.cad_ref for call in intake.calls] == ["CAD-FLOOD-0", "CAD-FLOOD-1"]
+        assert c.get("/v1/health").status_code == 200                # the health check is never held back
+        # Wrong tokens count against the rate too: they cannot be tried at line speed.
+        assert c.post("/v1/calls", json=good_body(), headers={"Authorization": "Bearer wrong"}).status_code == 429
+        c.close()
+    finally:
+        server.stop()
 
 
 # --- 413, 400, 415 ------------------------------------------------------------------------------------------------
