@@ -60,9 +60,10 @@ class InProcessGraph:
         self.nodes = [self.sim, self.intake]
         self._servers_seen: set = set()
         self.dispatch = None
+        self._make_dispatch = lambda: DispatchNode(context=context, namespace="dfr", parameter_overrides=params(
+            {**sim_time, "fleet_file": str(fleet_file), **(dispatch_overrides or {})}))
         if with_dispatch:
-            self.dispatch = DispatchNode(context=context, namespace="dfr", parameter_overrides=params(
-                {**sim_time, "fleet_file": str(fleet_file), **(dispatch_overrides or {})}))
+            self.dispatch = self._make_dispatch()
             self.nodes.append(self.dispatch)
         self.bridges = {}
         for vehicle in self.fleet.vehicles.values():
@@ -92,6 +93,16 @@ class InProcessGraph:
         self.executor = make_executor(context)
         for node in self.nodes:
             self.executor.add_node(node)
+
+    def restart_dispatch(self):
+        """Dispatch dies and a new one starts with the same parameters: all it held in memory is gone."""
+        self.executor.remove_node(self.dispatch)
+        self.nodes.remove(self.dispatch)
+        self.dispatch.destroy_node()
+        self.dispatch = self._make_dispatch()
+        self.nodes.append(self.dispatch)
+        self.executor.add_node(self.dispatch)
+        return self.dispatch
 
     def vehicle(self, vehicle_id: str):
         return next(v for v in self.sim.vehicles if v.vehicle_id == vehicle_id)

@@ -214,3 +214,38 @@ def test_closing_the_incident_sends_its_drone_home_at_once(graph_factory):
     # No loitering: the drone leaves the scene for home as soon as dispatch hears of the close.
     graph.spin_until(lambda: bridge.sequencer.phase.name in ("RETURN", "LAND"), 20, "the drone recalled")
     assert bridge.sequencer._canceled
+
+
+def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second_drone(graph_factory):
+    """Dispatch dies mid-mission: the drone flies on under its bridge, the incident stays (intake's latched
+    topic), and the dispatcher that replaces it learns from the bridges' status that the incident is held."""
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0,
+                                                          "cruise_altitude_m": 40.0})
+    answer = graph.report_call(cad_ref="CAD-RESTART-1", grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    assert answer.accepted, answer.errors
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "TRANSIT", 30,
+                     "the drone in transit")
+
+    dispatch = graph.restart_dispatch()
+    graph.spin_until(lambda: answer.incident_id in dispatch.incidents, 20, "the new dispatcher to hear of the incident")
+    held = graph.spin_until(lambda: dispatch.assignments.get(answer.incident_id), 20, "the mission adopted")
+    assert held.adopted and held.vehicle_id == first.vehicle_id and held.mission_id == bridge.sequencer.spec.mission_id
+
+    def only_the_first_flew():
+        assert [v.vehicle_id for v in graph.sim.vehicles if v.model._taken_off] == [first.vehicle_id]
+        return bridge.sequencer.done
+    graph.spin_until(only_the_first_flew, 120, "the adopted mission to end")
+    assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
+    graph.spin_until(lambda: answer.incident_id in dispatch.attended, 20, "the incident counted as attended")
+    assert answer.incident_id not in dispatch.assignments
+
+    # The incident is not flown again, and the new dispatcher answers the next call.
+    second = graph.report_call(cad_ref="CAD-RESTART-2", grade="I", category="assault", location_uncertainty_m=30.0,
+                               latitude=INCIDENT["latitude"] + 0.002, longitude=INCIDENT["longitude"])
+    assert second.accepted and second.incident_id != answer.incident_id
+    sent = graph.spin_until(lambda: dispatch.assignments.get(second.incident_id), 30, "the next call dispatched")
+    assert not sent.adopted and sent.mission_id.endswith(sent.vehicle_id)
+    assert set(dispatch.assignments) == {second.incident_id}

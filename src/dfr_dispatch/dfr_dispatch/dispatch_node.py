@@ -51,6 +51,10 @@ from dfr_interfaces.msg import (
     VehicleStatus,
 )
 
+# Phases in which a drone is on its way to its incident or there.
+FLYING_TO_SCENE = frozenset(p.value for p in (Phase.PREFLIGHT, Phase.TAKEOFF, Phase.TRANSIT, Phase.ON_SCENE,
+                                              Phase.FOLLOW))
+
 
 @dataclass
 class Assignment:
@@ -62,6 +66,7 @@ class Assignment:
     route: tuple = ()          # (latitude, longitude, altitude above home) from the base, for the map
     due_s: float = float("inf")  # when dispatch expects it on scene
     on_scene_s: float | None = None   # when its status first showed it on scene
+    adopted: bool = False      # flying when this dispatcher started (it restarted): known from status alone
 
 
 class DispatchNode(LeanNode):
@@ -129,6 +134,7 @@ class DispatchNode(LeanNode):
         self.superseded: dict[str, Assignment] = {}     # incident -> a late drone's mission, still flying
         self.relief_pending: dict[str, Assignment] = {}  # incident -> the mission on scene a relief will take over
         self._mission_counter = 0
+        self._sent_missions: set[str] = set()            # every mission this dispatcher sent, ended or not
         self._rule_refusals: set[tuple[str, str]] = set()   # (incident, rule) whose refusal is published
 
         self.create_subscription(Incident, "incidents", self._on_incident,
@@ -179,6 +185,7 @@ class DispatchNode(LeanNode):
             self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
             return
         self.statuses[msg.vehicle_id] = msg
+        self._adopt(msg)
         self._note_on_scene(msg)
         self._relieve_early(msg)
         self._relieve(msg)
@@ -188,6 +195,28 @@ class DispatchNode(LeanNode):
             "" if msg.available else not_ready_reason(
                 msg.connected, msg.armed, msg.landed_state == px4.LANDED_STATE_ON_GROUND,
                 msg.phase.value, msg.incident_id, msg.battery_fraction)))
+
+    def _adopt(self, msg: VehicleStatus):
+        """Missions this dispatcher did not send, known from the bridges' status: after a restart, one flying to
+        or at its incident holds that incident (no second drone is sent), and the incident counts as attended
+        once the drone was seen on scene. It runs to its end under its bridge; being no goal of this
+        dispatcher's, it cannot be recalled from here, and it ends when the status shows the drone off it."""
+        adopted = next((a for a in self.assignments.values() if a.adopted and a.vehicle_id == msg.vehicle_id), None)
+        if adopted is not None and (msg.mission_id != adopted.mission_id or msg.phase.value not in FLYING_TO_SCENE):
+            incident_id = next(i for i, a in self.assignments.items() if a is adopted)
+            del self.assignments[incident_id]
+            if adopted.on_scene_s is not None:
+                self.attended.add(incident_id)
+            self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: "
+                                   + ("attended" if adopted.on_scene_s is not None
+                                      else "not seen on scene; it goes back in the queue"))
+            return
+        if (adopted is not None or not msg.incident_id or not msg.mission_id or msg.mission_id in self._sent_missions
+                or msg.phase.value not in FLYING_TO_SCENE or msg.incident_id in self.assignments):
+            return
+        self.assignments[msg.incident_id] = Assignment(msg.vehicle_id, msg.mission_id, self._now(), adopted=True)
+        self.get_logger().warning(f"{msg.incident_id}: {msg.vehicle_id} is flying {msg.mission_id}, which this "
+                                  f"dispatcher did not send (a restart): adopted; the incident is held by it")
 
     def _note_on_scene(self, msg: VehicleStatus):
         assignment = self.assignments.get(msg.incident_id)
@@ -417,6 +446,7 @@ class DispatchNode(LeanNode):
         client = self.clients_by_vehicle[vehicle_id]
         self._mission_counter += 1
         mission_id = f"M{self._mission_counter:05d}-{incident.incident_id}-{vehicle_id}"
+        self._sent_missions.add(mission_id)
         home = self.fleet.vehicle_home(vehicle_id)
         plan = plan_mission(home, incident.location.latitude, incident.location.longitude, self.plan_config,
                             self.airspace, start=start)
@@ -454,7 +484,8 @@ class DispatchNode(LeanNode):
 
     def _expire_unanswered(self, now: float):
         for incident_id, assignment in list(self.assignments.items()):
-            if assignment.goal_handle is None and now - assignment.sent_s > self.params.goal_response_timeout_s:
+            if assignment.goal_handle is None and not assignment.adopted \
+                    and now - assignment.sent_s > self.params.goal_response_timeout_s:
                 assignment.expired = True
                 self.get_logger().warning(f"{assignment.vehicle_id} did not answer {assignment.mission_id} within "
                                           f"{self.params.goal_response_timeout_s:.0f} s; {incident_id} goes back "
