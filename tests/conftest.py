@@ -65,11 +65,12 @@ class InProcessGraph:
         if with_dispatch:
             self.dispatch = self._make_dispatch()
             self.nodes.append(self.dispatch)
+        self._make_bridge = lambda vehicle: BridgeNode(
+            context=context, namespace=vehicle.vehicle_id, parameter_overrides=params(
+                {**sim_time, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id, **(bridge_overrides or {})}))
         self.bridges = {}
         for vehicle in self.fleet.vehicles.values():
-            bridge = BridgeNode(context=context, namespace=vehicle.vehicle_id, parameter_overrides=params(
-                {**sim_time, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id,
-                 **(bridge_overrides or {})}))
+            bridge = self._make_bridge(vehicle)
             self.bridges[vehicle.vehicle_id] = bridge
             self.nodes.append(bridge)
         if with_perception:
@@ -94,15 +95,24 @@ class InProcessGraph:
         for node in self.nodes:
             self.executor.add_node(node)
 
+    def _replace(self, old, new):
+        self.executor.remove_node(old)
+        self.nodes.remove(old)
+        old.destroy_node()
+        self.nodes.append(new)
+        self.executor.add_node(new)
+        return new
+
     def restart_dispatch(self):
         """Dispatch dies and a new one starts with the same parameters: all it held in memory is gone."""
-        self.executor.remove_node(self.dispatch)
-        self.nodes.remove(self.dispatch)
-        self.dispatch.destroy_node()
-        self.dispatch = self._make_dispatch()
-        self.nodes.append(self.dispatch)
-        self.executor.add_node(self.dispatch)
+        self.dispatch = self._replace(self.dispatch, self._make_dispatch())
         return self.dispatch
+
+    def restart_bridge(self, vehicle_id: str):
+        """A drone's bridge dies (its mission with it) and a new one starts with the same parameters."""
+        bridge = self._replace(self.bridges[vehicle_id], self._make_bridge(self.fleet.vehicles[vehicle_id]))
+        self.bridges[vehicle_id] = bridge
+        return bridge
 
     def vehicle(self, vehicle_id: str):
         return next(v for v in self.sim.vehicles if v.vehicle_id == vehicle_id)

@@ -249,3 +249,30 @@ def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second
     sent = graph.spin_until(lambda: dispatch.assignments.get(second.incident_id), 30, "the next call dispatched")
     assert not sent.adopted and sent.mission_id.endswith(sent.vehicle_id)
     assert set(dispatch.assignments) == {second.incident_id}
+
+
+def test_a_bridge_that_dies_mid_mission_leaves_a_safe_drone_and_its_incident_gets_another(graph_factory):
+    """The bridge of a drone in transit dies and restarts: the autopilot, its setpoints gone, falls back on
+    its own failsafe; the new bridge flies no mission it does not know; dispatch sends another drone."""
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0,
+                                                          "cruise_altitude_m": 40.0})
+    answer = graph.report_call(cad_ref="CAD-BRIDGE-1", grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    assert answer.accepted, answer.errors
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = graph.bridges[first.vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "TRANSIT", 30,
+                     "the drone in transit")
+    lost_mission = bridge.sequencer.spec.mission_id
+
+    graph.restart_bridge(first.vehicle_id)
+    other = graph.spin_until(lambda: next((a for a in [graph.dispatch.assignments.get(answer.incident_id)]
+                                           if a is not None and a.mission_id != lost_mission), None),
+                             60, "the incident sent to another mission")
+    assert other.vehicle_id != first.vehicle_id          # the first drone is not free: it is still in the air
+    relief = graph.bridges[other.vehicle_id]
+    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
+                     "the other drone on scene")
+    # The first drone, its setpoints gone, was brought down by the autopilot's own failsafe.
+    graph.spin_until(lambda: first.model.landed and not first.model.armed, 120, "the first drone down and disarmed")
+    assert math.hypot(first.model.position[0], first.model.position[1]) < 2.0, "not back on its dock"

@@ -67,6 +67,7 @@ class Assignment:
     due_s: float = float("inf")  # when dispatch expects it on scene
     on_scene_s: float | None = None   # when its status first showed it on scene
     adopted: bool = False      # flying when this dispatcher started (it restarted): known from status alone
+    elsewhere_s: float | None = None   # since when the drone's status, accepted the mission, shows another or none
 
 
 class DispatchNode(LeanNode):
@@ -107,6 +108,9 @@ class DispatchNode(LeanNode):
             Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
                   1.0, 60.0),
             Param("goal_response_timeout_s", 5.0, "time for a bridge to accept or refuse a mission", 1.0, 60.0),
+            Param("mission_lost_after_s", 10.0, "a mission its bridge accepted and whose drone's status has shown "
+                  "another or none for this long is lost (the bridge restarted): its incident goes back in the "
+                  "queue", 2.0, 600.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
             *flight_rule_params(),
         ])
@@ -185,6 +189,12 @@ class DispatchNode(LeanNode):
             self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
             return
         self.statuses[msg.vehicle_id] = msg
+        for assignment in self.assignments.values():
+            if assignment.vehicle_id == msg.vehicle_id and assignment.goal_handle is not None:
+                if msg.mission_id == assignment.mission_id:
+                    assignment.elsewhere_s = None
+                elif assignment.elsewhere_s is None:
+                    assignment.elsewhere_s = self._now()
         self._adopt(msg)
         self._note_on_scene(msg)
         self._relieve_early(msg)
@@ -195,6 +205,19 @@ class DispatchNode(LeanNode):
             "" if msg.available else not_ready_reason(
                 msg.connected, msg.armed, msg.landed_state == px4.LANDED_STATE_ON_GROUND,
                 msg.phase.value, msg.incident_id, msg.battery_fraction)))
+
+    def _drop_lost(self, now: float):
+        """Missions their bridge accepted and its status then stopped showing, other statuses coming all the
+        while (it restarted, and the mission died with it; the autopilot's own failsafe has the drone): their
+        incidents go back in the queue. A drone whose status stops coming is the fleet picture's to judge."""
+        for incident_id, assignment in list(self.assignments.items()):
+            if assignment.elsewhere_s is None or now - assignment.elsewhere_s <= self.params.mission_lost_after_s:
+                continue
+            self.queue_reasons[incident_id] = f"{assignment.vehicle_id} lost {assignment.mission_id}"
+            self.get_logger().warning(f"{assignment.vehicle_id}'s status has shown no {assignment.mission_id} for "
+                                      f"{now - assignment.elsewhere_s:.0f} s (its bridge restarted?): {incident_id} "
+                                      "goes back in the queue")
+            self._end_assignment(incident_id, assignment)
 
     def _adopt(self, msg: VehicleStatus):
         """Missions this dispatcher did not send, known from the bridges' status: after a restart, one flying to
@@ -305,6 +328,7 @@ class DispatchNode(LeanNode):
     def _decide(self):
         now = self._now()
         self._expire_unanswered(now)
+        self._drop_lost(now)
         self._replace_late(now)
         self._decide_round(now)
         self._publish_fleet_status()
