@@ -216,18 +216,24 @@ def test_closing_the_incident_sends_its_drone_home_at_once(graph_factory):
     assert bridge.sequencer._canceled
 
 
-def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second_drone(graph_factory):
-    """Dispatch dies mid-mission: the drone flies on under its bridge, the incident stays (intake's latched
-    topic), and the dispatcher that replaces it learns from the bridges' status that the incident is held."""
+def a_drone_in_transit(graph_factory, cad_ref: str):
+    """A call answered by the nearest drone, now on its way: the graph, intake's answer, the drone, its bridge."""
     graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0,
                                                           "cruise_altitude_m": 40.0})
-    answer = graph.report_call(cad_ref="CAD-RESTART-1", grade="I", category="assault", location_uncertainty_m=30.0,
+    answer = graph.report_call(cad_ref=cad_ref, grade="I", category="assault", location_uncertainty_m=30.0,
                                **INCIDENT)
     assert answer.accepted, answer.errors
     first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
     bridge = graph.bridges[first.vehicle_id]
     graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "TRANSIT", 30,
                      "the drone in transit")
+    return graph, answer, first, bridge
+
+
+def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second_drone(graph_factory):
+    """Dispatch dies mid-mission: the drone flies on under its bridge, the incident stays (intake's latched
+    topic), and the dispatcher that replaces it learns from the bridges' status that the incident is held."""
+    graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-RESTART-1")
 
     dispatch = graph.restart_dispatch()
     graph.spin_until(lambda: answer.incident_id in dispatch.incidents, 20, "the new dispatcher to hear of the incident")
@@ -254,15 +260,7 @@ def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second
 def test_a_bridge_that_dies_mid_mission_leaves_a_safe_drone_and_its_incident_gets_another(graph_factory):
     """The bridge of a drone in transit dies and restarts: the autopilot, its setpoints gone, falls back on
     its own failsafe; the new bridge flies no mission it does not know; dispatch sends another drone."""
-    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0,
-                                                          "cruise_altitude_m": 40.0})
-    answer = graph.report_call(cad_ref="CAD-BRIDGE-1", grade="I", category="assault", location_uncertainty_m=30.0,
-                               **INCIDENT)
-    assert answer.accepted, answer.errors
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = graph.bridges[first.vehicle_id]
-    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "TRANSIT", 30,
-                     "the drone in transit")
+    graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-BRIDGE-1")
     lost_mission = bridge.sequencer.spec.mission_id
 
     graph.restart_bridge(first.vehicle_id)
