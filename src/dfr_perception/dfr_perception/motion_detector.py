@@ -18,8 +18,11 @@ two kinds of evidence are combined:
   ground seen before the object came. It starts, after a warm-up (`warm_up_frames`), as
   the per-pixel median of the warm-up frames, which leaves out whatever moved through;
 * motion seeds: the current frame compared with a few earlier frames
-  (`reference_lags_frames`), each warped straight into the current frame; a pixel is a
-  seed when it differs from most of them. A difference from the background is reported
+  (`reference_lags_frames`), each mapped straight into the current frame; a pixel is a
+  seed when it differs from most of them. They are worked out only where they count (where
+  the frame differs from the trusted background, or the background is not trusted yet),
+  each reference sampled at those pixels alone: resampling three references whole was
+  most of the detector's time. A difference from the background is reported
   only where enough seeds confirm that something moves now; a background that is merely
   stale (an object that stopped, a change of light) is slowly learnt instead.
 
@@ -27,7 +30,7 @@ A blob whose outline is sharper in the background than in the frame is a ghost (
 background learnt an object that has since left): it is dropped and the background is
 corrected there at once. Where the background has not been seen often enough (ground just
 come into view), seeds alone decide. Differences are taken against the darkest and
-brightest of a small neighbourhood of the warped image (`alignment_tolerance_px`), so the
+brightest of a small neighbourhood of the reference (`alignment_tolerance_px`), so the
 sub-pixel misregistration of chained homographies does not light up every textured edge;
 the border a warp leaves is never reported; parts of one object closer than
 `merge_gap_px` (a roof and a windscreen) are one detection.
