@@ -189,12 +189,7 @@ class DispatchNode(LeanNode):
             self.get_logger().warning(f"status from unknown vehicle '{msg.vehicle_id}' ignored")
             return
         self.statuses[msg.vehicle_id] = msg
-        for assignment in self.assignments.values():
-            if assignment.vehicle_id == msg.vehicle_id and assignment.goal_handle is not None:
-                if msg.mission_id == assignment.mission_id:
-                    assignment.elsewhere_s = None
-                elif assignment.elsewhere_s is None:
-                    assignment.elsewhere_s = self._now()
+        self._note_mission_shown(msg)
         self._adopt(msg)
         self._note_on_scene(msg)
         self._relieve_early(msg)
@@ -205,6 +200,15 @@ class DispatchNode(LeanNode):
             "" if msg.available else not_ready_reason(
                 msg.connected, msg.armed, msg.landed_state == px4.LANDED_STATE_ON_GROUND,
                 msg.phase.value, msg.incident_id, msg.battery_fraction)))
+
+    def _note_mission_shown(self, msg: VehicleStatus):
+        """For _drop_lost: since when the status of a drone whose bridge accepted a mission shows it no more."""
+        for assignment in self.assignments.values():
+            if assignment.vehicle_id == msg.vehicle_id and assignment.goal_handle is not None:
+                if msg.mission_id == assignment.mission_id:
+                    assignment.elsewhere_s = None
+                elif assignment.elsewhere_s is None:
+                    assignment.elsewhere_s = self._now()
 
     def _drop_lost(self, now: float):
         """Missions their bridge accepted and its status then stopped showing, other statuses coming all the

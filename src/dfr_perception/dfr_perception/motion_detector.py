@@ -463,12 +463,12 @@ class MotionDetector:
         if len(ys) == 0:
             return seeds_diff
         here = np.column_stack([xs, ys, np.ones(len(xs))])
-        value = grey[ys, xs].astype(np.int16)
-        diffs = np.empty((len(references), len(ys)), np.int16)
+        value = grey[ys, xs]
+        diffs = np.empty((len(references), len(ys)), np.uint8)
         for row, ref in enumerate(references):
             there = here @ np.linalg.inv(ref.to_current).T
             low, high = _sample(ref.value_range(radius), there[:, 0] / there[:, 2], there[:, 1] / there[:, 2])
-            diffs[row] = np.maximum(np.maximum(value - high, low - value), 0)
+            diffs[row] = _outside(value, low, high)
         seeds_diff[ys, xs] = np.partition(diffs, len(references) - k, axis=0)[len(references) - k]
         return seeds_diff
 
@@ -702,8 +702,14 @@ def _tolerant_difference(grey: np.ndarray, reference: np.ndarray, radius: int) -
     if radius <= 0:
         return cv2.absdiff(grey, reference)
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    low, high = cv2.erode(reference, kernel), cv2.dilate(reference, kernel)
-    return cv2.max(cv2.subtract(grey, high), cv2.subtract(low, grey))
+    return _outside(grey, cv2.erode(reference, kernel), cv2.dilate(reference, kernel))
+
+
+def _outside(value: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """How far each uint8 value lies below low or above high (0 between), any shape. As columns: OpenCV
+    would read a 1-D array of up to four values as a scalar."""
+    value_, low, high = value.reshape(-1, 1), low.reshape(-1, 1), high.reshape(-1, 1)
+    return cv2.max(cv2.subtract(value_, high), cv2.subtract(low, value_)).reshape(value.shape)
 
 
 def _warp(image: np.ndarray, hom: np.ndarray, size: tuple[int, int], interpolation: int, border: int) -> np.ndarray:
@@ -715,7 +721,7 @@ def _warp(image: np.ndarray, hom: np.ndarray, size: tuple[int, int], interpolati
 
 
 def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each channel of an image at points (bilinear, edges replicated, as _warp samples it), as int16."""
+    """Each channel of an image at points (bilinear, edges replicated, as _warp samples it)."""
     n = len(x)
     width = 1024                            # remap's maps are images: laid out in rows of this many points
     rows = -(-n // width)
@@ -724,8 +730,8 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
     map_x[:n], map_y[:n] = x, y
     sampled = cv2.remap(image, map_x.reshape(rows, width), map_y.reshape(rows, width), cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
-    sampled = sampled.reshape(rows * width, -1)[:n].astype(np.int16)
-    return tuple(sampled[:, c] for c in range(sampled.shape[1]))
+    sampled = sampled.reshape(rows * width, -1)[:n]
+    return tuple(np.ascontiguousarray(sampled[:, c]) for c in range(sampled.shape[1]))
 
 
 def _kth_largest(arrays: list[np.ndarray], k: int) -> np.ndarray:

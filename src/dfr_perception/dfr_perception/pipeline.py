@@ -298,7 +298,7 @@ class TargetKeeper:
             self._carry_velocity(int(chosen))
 
     def _target_class(self) -> str | None:
-        """The class the target is kept as: the one the incident names, else the one it was first seen as."""
+        """The class the target is kept as: the one the incident names, else the one it was last seen as."""
         if self.criteria is not None and self.criteria.object_class is not None:
             return self.criteria.object_class
         if self.last is not None and self.last.object_class in self.selection.classes:
