@@ -139,6 +139,7 @@ class DispatchNode(LeanNode):
         self.relief_pending: dict[str, Assignment] = {}  # incident -> the mission on scene a relief will take over
         self._mission_counter = 0
         self._sent_missions: set[str] = set()            # every mission this dispatcher sent, ended or not
+        self._listening_since_s: float | None = None      # its first decision round, on its clock
         self._rule_refusals: set[tuple[str, str]] = set()   # (incident, rule) whose refusal is published
 
         self.create_subscription(Incident, "incidents", self._on_incident,
@@ -329,8 +330,18 @@ class DispatchNode(LeanNode):
         return sorted(waiting, key=lambda i: (urgency(i.grade), to_seconds(i.calls[0].call_time)
                                               if i.calls else 0.0))
 
+    def _heard_the_fleet(self, now: float) -> bool:
+        """Before its first decision a dispatcher listens until every drone has reported, or status_timeout_s:
+        restarted, it must hear of a drone already flying to an incident before it sends another there."""
+        if self._listening_since_s is None:
+            self._listening_since_s = now
+        return len(self.statuses) == len(self.fleet.vehicles) or \
+            now - self._listening_since_s >= self.params.status_timeout_s
+
     def _decide(self):
         now = self._now()
+        if now <= 0.0 or not self._heard_the_fleet(now):
+            return
         self._expire_unanswered(now)
         self._drop_lost(now)
         self._replace_late(now)
