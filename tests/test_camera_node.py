@@ -9,6 +9,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from dfr_common.ros import qos
+from dfr_common.ros.spin import spin_until
 from dfr_interfaces.msg import GroundTruthActors, GroundTruthVehicles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,15 +51,10 @@ def camera_graph(ros_context):
                                qos.RELIABLE)
     client.create_subscription(GroundTruthActors, "/sim/ground_truth/actors", seen["actors"].append, qos.RELIABLE)
 
-    def spin_until(predicate, timeout_s, what):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.01)
-            if predicate():
-                return
-        raise AssertionError(f"timed out waiting for {what} (sim {sim.sim_now:.1f} s)")
+    def until(predicate, timeout_s, what):
+        return spin_until(executor, predicate, timeout_s, what, lambda: f"sim {sim.sim_now:.1f} s")
 
-    yield sim, camera, seen, spin_until
+    yield sim, camera, seen, until
     executor.shutdown()
     for node in (sim, camera, client):
         node.destroy_node()

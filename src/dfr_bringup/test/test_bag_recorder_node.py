@@ -6,10 +6,11 @@ deserializer."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
+
+from dfr_common.ros.spin import spin_until
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -39,15 +40,6 @@ def _recorder(context, **overrides):
     from dfr_bringup.bag_recorder_node import BagRecorderNode
     return BagRecorderNode(context=context, namespace="dfr", parameter_overrides=[
         Parameter(name, value=value) for name, value in {"use_sim_time": True, **overrides}.items()])
-
-
-def _spin_until(executor, predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.01)
-        if predicate():
-            return
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def _incident(i: int):
@@ -103,13 +95,13 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
     executor.add_node(recorder)
     try:
         expected = {"/dfr/incidents", "/dfr/chatter", "/uav1/mavros/vision_pose/pose", "/uav1/thermal/image"}
-        _spin_until(executor, lambda: expected <= set(recorder.subscriptions_by_topic), 20, "the recorder's topics")
+        spin_until(executor, lambda: expected <= set(recorder.subscriptions_by_topic), 20, "the recorder's topics")
         assert not {"/uav1/camera/image_raw", "/uav1/perception/image_redacted", "/clock"} & set(
             recorder.subscriptions_by_topic)
         volatile = (chatter, pose, thermal, clock)
-        _spin_until(executor, lambda: all(p.get_subscription_count() >= 1 for p in volatile), 20,
+        spin_until(executor, lambda: all(p.get_subscription_count() >= 1 for p in volatile), 20,
                     "the recorder to match the publishers")
-        _spin_until(executor, lambda: len(recorder.bag.message_counts) and recorder.bag.message_counts.get(
+        spin_until(executor, lambda: len(recorder.bag.message_counts) and recorder.bag.message_counts.get(
             "/dfr/incidents") == 2, 10, "the latched incidents")
 
         def stamp(t: float):
@@ -118,7 +110,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
             return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
         clock.publish(Clock(clock=stamp(SIM_START_S)))
-        _spin_until(executor, lambda: recorder.get_clock().now().nanoseconds > 0, 10, "sim time")
+        spin_until(executor, lambda: recorder.get_clock().now().nanoseconds > 0, 10, "sim time")
         sent_chatter, sent_poses = [], []
         for k in range(TICKS):
             clock.publish(Clock(clock=stamp(SIM_START_S + k * TICK_S)))
@@ -135,7 +127,7 @@ def test_the_recorder_writes_a_bag_that_rosbags_and_rclpy_read(context, tmp_path
                 pose.publish(msg)
             for _ in range(5):
                 executor.spin_once(timeout_sec=0.002)
-        _spin_until(executor, lambda: recorder.bag.message_counts.get("/dfr/chatter") == len(sent_chatter), 10,
+        spin_until(executor, lambda: recorder.bag.message_counts.get("/dfr/chatter") == len(sent_chatter), 10,
                     "every reliable message")
         for _ in range(50):
             executor.spin_once(timeout_sec=0.01)

@@ -30,7 +30,7 @@ from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
-from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.parameters import Param, declare, documented_config, documented_params
 from dfr_common.ros.stamps import from_seconds, to_seconds
 from dfr_common.ros.vehicle_pose import VehiclePose
 from dfr_common.sampling import sample_due
@@ -38,7 +38,7 @@ from dfr_interfaces.msg import Incident, Target, Track, TrackArray, VehicleStatu
 from dfr_interfaces.srv import SelectTarget
 from dfr_perception.dnn_detector import DnnDetectorConfig, make_detector
 from dfr_perception.motion_detector import config_for_frame_rate
-from dfr_perception.pipeline import CameraPose, GroundTrack, PerceptionPipeline, TargetKeeper
+from dfr_perception.pipeline import CameraPose, GroundTrack, PerceptionPipeline, TargetKeeper, TargetKeeperConfig
 from dfr_perception.privacy import PrivacyConfig, blur_except
 from dfr_perception.target_selection import PERSON, TargetCriteria, can_look_for
 from dfr_perception.track_markers import PlacedTrack, track_markers
@@ -113,6 +113,8 @@ class PerceptionNode(LeanNode):
                   "whose incident's words say what to look for (a suspect on an e-bike, on foot, in a car) and the "
                   "detector can find it (the motion detector no person): on a small computer, the CPU goes to the "
                   "chases"),
+            # How each drone keeps its target: choice, loss and re-acquisition (target.reacquire_radius_m, ...).
+            *documented_params(TargetKeeperConfig, "target"),
         ])
         if p.watch not in ("all", "described"):
             raise ValueError(f"parameter 'watch' is '{p.watch}': use 'all' or 'described'")
@@ -139,7 +141,8 @@ class PerceptionNode(LeanNode):
                 self.get_logger().warning(warning)
                 warned = True
             tracking = TrackerConfig(high_score=p.tracker_high_score, new_track_score=p.tracker_new_track_score)
-            drone = self.drones[vehicle_id] = _Drone(vehicle_id, PerceptionPipeline(detector, tracking), TargetKeeper())
+            keeper = TargetKeeper(documented_config(TargetKeeperConfig, p, "target"))
+            drone = self.drones[vehicle_id] = _Drone(vehicle_id, PerceptionPipeline(detector, tracking), keeper)
             ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
             drone.pose.subscribe(self, mavros, moving=False)     # followed while its camera is read
             sub = self.create_subscription
@@ -183,6 +186,10 @@ class PerceptionNode(LeanNode):
         drone.status = msg
         if before is None or before.mission_id != msg.mission_id:
             self._start_mission(drone, msg)
+        elif msg.mission_id and (drone.keeper.criteria is None or drone.keeper.incident_xy is None):
+            # The mission was heard of before its incident (two topics, no order between them), or before the
+            # drone's home: without what to look for, its camera would never be read.
+            self._learn_incident(drone, msg)
         described = self._can_look_for(drone)
         watched_mission = bool(msg.mission_id) and (self.params.watch == "all" or described)
         watching = watched_mission and msg.phase.value in _WATCHING
@@ -214,18 +221,21 @@ class PerceptionNode(LeanNode):
         """A new mission: the target comes from its incident's words, or from the drone it relieves."""
         drone.pipeline.reset()
         drone.keeper.clear()
-        if not msg.mission_id:
-            return
+        if msg.mission_id:
+            self._learn_incident(drone, msg)
+
+    def _learn_incident(self, drone: _Drone, msg: VehicleStatus):
+        """What the incident's words say to look for, and where it is; nothing while it is not known yet."""
         incident = self.incidents.get(msg.incident_id)
-        criteria = None
+        if incident is None:
+            return
+        call = incident.calls[-1] if incident.calls else None
+        criteria = TargetCriteria.from_incident(incident.category, call.description if call else "",
+                                                call.suspect_description if call else "")
         xy = None
-        if incident is not None:
-            call = incident.calls[-1] if incident.calls else None
-            criteria = TargetCriteria.from_incident(incident.category, call.description if call else "",
-                                                    call.suspect_description if call else "")
-            if drone.pose.frame is not None:
-                east, north, _ = drone.pose.frame.to_enu(incident.location.latitude, incident.location.longitude)
-                xy = (float(east), float(north))
+        if drone.pose.frame is not None:
+            east, north, _ = drone.pose.frame.to_enu(incident.location.latitude, incident.location.longitude)
+            xy = (float(east), float(north))
         drone.keeper.set_incident(criteria, xy)
         if criteria is not None and criteria.object_class == PERSON and not self._can_look_for(drone):
             self.get_logger().info(f"{drone.vehicle_id} {msg.incident_id}: looking for {criteria.describe()}, which "

@@ -7,7 +7,6 @@ use of the wall clock) and publishes /clock on every tick of `clock_period_s`.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 
@@ -51,7 +50,7 @@ from dfr_common.geodesy import LocalFrame
 from dfr_common.ros import qos
 from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
-from dfr_common.ros.parameters import Param, declare
+from dfr_common.ros.parameters import Param, declare, documented_config, documented_params
 from dfr_interfaces.msg import GroundTruthActor, GroundTruthActors, GroundTruthVehicle, GroundTruthVehicles
 from dfr_interfaces.srv import InjectFault
 from dfr_sim import faults
@@ -64,13 +63,6 @@ from dfr_sim.pacing import LateHold, Pacer
 from dfr_sim.vehicle_config import parse_overrides, with_overrides
 
 _SEVERITY = {"info": StatusText.INFO, "warning": StatusText.WARNING, "critical": StatusText.CRITICAL}
-
-
-def _vehicle_params():
-    """One `vehicle.<name>` parameter per MultirotorConfig field, with its range."""
-    for f in dataclasses.fields(MultirotorConfig):
-        meta = f.metadata
-        yield Param(f"vehicle.{f.name}", f.default, meta.get("doc", ""), meta.get("min"), meta.get("max"))
 
 
 def _yaw_quaternion(yaw: float) -> Quaternion:
@@ -494,13 +486,12 @@ class SimulatorNode(LeanNode):
                   0.05, 10.0),
             Param("frame_sync_max_wall_s", 1.0, "the longest wall time sim time waits for perception; then it "
                   "runs on until perception marks a newer image", 0.01, 30.0),
-            *_vehicle_params(),
+            *documented_params(MultirotorConfig, "vehicle"),
         ])
         if not self.params.fleet_file:
             raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
         fleet = load_fleet(self.params.fleet_file)
-        config = MultirotorConfig(**{f.name: getattr(self.params, f"vehicle_{f.name}")
-                                     for f in dataclasses.fields(MultirotorConfig)})
+        config = documented_config(MultirotorConfig, self.params, "vehicle")
         overrides = parse_overrides([e for e in self.params.vehicle_overrides if e], fleet.vehicles)
         self.vehicles = [SimulatedVehicle(self, fleet, vehicle_id, index,
                                           with_overrides(config, overrides.get(vehicle_id, {})),

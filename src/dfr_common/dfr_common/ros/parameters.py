@@ -8,6 +8,7 @@ refused rather than silently ignored.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -75,3 +76,16 @@ def declare(node, specs) -> SimpleNamespace:
             raise ParameterError(f"{where}: parameter '{spec.name}' is {value!r}, outside [{spec.min}, {spec.max}]")
         values[spec.name.replace(".", "_")] = value
     return SimpleNamespace(**values)
+
+
+def documented_params(config_class, prefix: str) -> list[Param]:
+    """One `<prefix>.<field>` parameter per field of a configuration dataclass, with the description and
+    range its `documented` field carries: the numbers an algorithm is tuned by, changeable in YAML."""
+    return [Param(f"{prefix}.{f.name}", f.default, f.metadata.get("doc", ""), f.metadata.get("min"),
+                  f.metadata.get("max")) for f in dataclasses.fields(config_class)]
+
+
+def documented_config(config_class, values: SimpleNamespace, prefix: str):
+    """The configuration dataclass from the parameters documented_params declared."""
+    return config_class(**{f.name: getattr(values, f"{prefix}_{f.name}") for f in dataclasses.fields(config_class)})
+
