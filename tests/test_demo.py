@@ -20,6 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def _chase_story(run_dir: Path) -> str:
+    """What perception and follow said during the run: enough to tell, from a failed run alone, which tracks
+    the drone took for the rider and when it lost him."""
+    lines = [line for line in (run_dir / "graph.log").read_text(errors="replace").splitlines()
+             if ("[dfr.perception]" in line or "[dfr.follow]" in line) and ": uav" in line]
+    return "the chase as the graph told it:\n" + "\n".join(line[:300] for line in lines[-60:])
+
+
 def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
     command = [sys.executable, "-m", "dfr_bringup.runner", "--config-dir", str(REPO / "config"),
                "--fleet", str(FIXTURES / "fleet_two_bases.yaml"),
@@ -42,8 +50,9 @@ def test_a_short_evening_is_answered_recorded_and_reported(tmp_path):
     # The chase: scored against the simulator's ground truth while the drone watched the e-bike's incident.
     assert metrics["chase_samples"] > 20
     # Five runs at this stop: the rider in view 0.29 to 0.61 of the chase, the drone's own target on it 0.045 to 0.33.
-    assert metrics["target_in_view_fraction"] > 0.2
-    assert metrics["target_on_suspect_fraction"] > 0.01
+    chase = _chase_story(run_dir)
+    assert metrics["target_in_view_fraction"] > 0.2, chase
+    assert metrics["target_on_suspect_fraction"] > 0.01, chase
     refused = [i for i in metrics["per_incident"] if not i["drone_eligible"]]
     assert refused and refused[0]["category"] == "noise" and refused[0]["policy_reason"]
 
