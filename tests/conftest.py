@@ -54,9 +54,10 @@ class InProcessGraph:
         self.sim = SimulatorNode(context=context, parameter_overrides=params(
             {"fleet_file": str(fleet_file), "speed": speed, **(sim_overrides or {})}))
         self.journal_dir = tempfile.mkdtemp(prefix="dfr_intake_journal_")
-        self.intake = IntakeNode(context=context, namespace="dfr", parameter_overrides=params(
+        self._make_intake = lambda: IntakeNode(context=context, namespace="dfr", parameter_overrides=params(
             {**sim_time, "operating_area_file": str(CONFIG / "airspace" / "operating_area.geojson"),
              "journal_file": str(Path(self.journal_dir) / "journal.sqlite")}))
+        self.intake = self._make_intake()
         self.nodes = [self.sim, self.intake]
         self._servers_seen: set = set()
         self.dispatch = None
@@ -107,6 +108,23 @@ class InProcessGraph:
         """Dispatch dies and a new one starts with the same parameters: all it held in memory is gone."""
         self.dispatch = self._replace(self.dispatch, self._make_dispatch())
         return self.dispatch
+
+    def restart_intake(self):
+        """Intake dies and a new one starts on the same journal: what it held in memory is gone."""
+        self.intake.on_shutdown()
+        self.intake = self._replace(self.intake, self._make_intake())
+        return self.intake
+
+    def inject_fault(self, vehicle_id: str, fault: str, active: bool = True, argument: str = "", value: float = 0.0):
+        """A fault switched on (or off) in the simulator, through its service as a scenario's faults are."""
+        from dfr_interfaces.srv import InjectFault
+
+        if not hasattr(self, "_fault_client"):
+            self._fault_client = self.client_node.create_client(InjectFault, "/sim/inject_fault")
+        answer = self.call(self._fault_client, InjectFault.Request(vehicle_id=vehicle_id, fault=fault, active=active,
+                                                                   argument=argument, value=value))
+        assert answer.success, answer.message
+        return answer.message
 
     def restart_bridge(self, vehicle_id: str):
         """A drone's bridge dies (its mission with it) and a new one starts with the same parameters."""

@@ -5,30 +5,14 @@ idle drone; its bridge flies it through the simulator's MAVROS interface to the
 incident, holds there, brings it back and lands it on its dock.
 """
 import math
+import sys
 from pathlib import Path
 
 from dfr_common.geodesy import LocalFrame, ground_distance_m
 from dfr_common.mission import Outcome, Phase
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-INCIDENT = {"latitude": 51.5412, "longitude": -0.1027}   # Upper Street, ~1.1 km from Islington
-
-
-def idle_fleet(graph_factory, **overrides):
-    """The two-base test fleet with every drone idle and known to dispatch."""
-    graph = graph_factory(fleet_file=FIXTURES / "fleet_two_bases.yaml", **overrides)
-    graph.spin_until(lambda: len(graph.dispatch.picture.idle(graph.dispatch._now())) == 3, 30, "an idle fleet")
-    return graph
-
-
-def first_drone_on_scene(graph, timeout_s: float = 60.0):
-    """The drone that launched first, and its bridge, once it is on scene."""
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = graph.bridges[first.vehicle_id]
-    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None,
-                     timeout_s, "the first drone on scene")
-    return first, bridge
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from graph_scenes import FIXTURES, INCIDENT, a_drone_in_transit, first_drone_on_scene, idle_fleet  # noqa: E402
 
 
 def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory):
@@ -214,20 +198,6 @@ def test_closing_the_incident_sends_its_drone_home_at_once(graph_factory):
     # No loitering: the drone leaves the scene for home as soon as dispatch hears of the close.
     graph.spin_until(lambda: bridge.sequencer.phase.name in ("RETURN", "LAND"), 20, "the drone recalled")
     assert bridge.sequencer._canceled
-
-
-def a_drone_in_transit(graph_factory, cad_ref: str):
-    """A call answered by the nearest drone, now on its way: the graph, intake's answer, the drone, its bridge."""
-    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0,
-                                                          "cruise_altitude_m": 40.0})
-    answer = graph.report_call(cad_ref=cad_ref, grade="I", category="assault", location_uncertainty_m=30.0,
-                               **INCIDENT)
-    assert answer.accepted, answer.errors
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = graph.bridges[first.vehicle_id]
-    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "TRANSIT", 30,
-                     "the drone in transit")
-    return graph, answer, first, bridge
 
 
 def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second_drone(graph_factory):
