@@ -152,10 +152,8 @@ def ground_motion_homography(ground_before: np.ndarray, ground_now: np.ndarray) 
 
 @dataclass
 class TargetKeeperConfig:
-    reacquire_radius_m: float = documented(25.0, "a new track this close to the way a lost target may have gone "
-                                                 "(from where it was last seen to where its last velocity takes "
-                                                 "it: it may have slowed, stopped or turned back) takes over its "
-                                                 "identity", 1.0, 500.0)
+    reacquire_radius_m: float = documented(25.0, "a new track this close to where a lost target should be now "
+                                                 "takes over its identity", 1.0, 500.0)
     reacquire_within_s: float = documented(15.0, "how long after losing a target a new track may take it over",
                                            0.0, 600.0)
     handover_radius_m: float = documented(30.0, "a relief drone takes as its target the track this close to "
@@ -171,8 +169,6 @@ class TargetKeeperConfig:
     carry_velocity_s: float = documented(1.0, "a new track that takes over a lost target reports the target's "
                                               "last velocity until it is this old: its own starts from rest, and "
                                               "a follower told the rider has stopped lets it get away", 0.0, 30.0)
-    heading_shown_m_s: float = documented(0.5, "a track that took over a target that turned shows the way it went "
-                                               "once its own speed is this much", 0.0, 50.0)
     class_patience_s: float = documented(30.0, "for this long after the first image only tracks of the class the "
                                                "incident names may be chosen; then the best of any class", 0.0, 3600.0)
 
@@ -205,7 +201,6 @@ class TargetKeeper:
         self._first_seen: dict[int, float] = {}
         self._started_s: float | None = None
         self._carried: tuple[int, np.ndarray] | None = None      # a taking-over track and the velocity it carries
-        self._settled_speed = math.nan      # the target's speed when last seen on a track old enough to know it
 
     def set_incident(self, criteria: TargetCriteria | None, incident_xy) -> None:
         """The mission's incident: its words choose the target unless the operator does."""
@@ -219,7 +214,6 @@ class TargetKeeper:
         self._first_seen.clear()
         self._started_s = None
         self._carried = None
-        self._settled_speed = math.nan
 
     def operator_select(self, track_id: int, who: str, tracks: list[GroundTrack]) -> str:
         """The operator's choice among the current tracks; ValueError (with the ids there are) if it is not one."""
@@ -256,9 +250,6 @@ class TargetKeeper:
         if current is not None and current.state != "lost" and current.placed:
             current = self._with_carried_velocity(current, stamp_s)
             self.last, self.last_seen_s = current, stamp_s
-            if stamp_s - self._first_seen[current.track_id] >= self.config.carry_velocity_s and \
-                    math.isfinite(current.speed_m_s):
-                self._settled_speed = current.speed_m_s
             return TargetState("tracking", current, stamp_s, self.selected_by, self.reason, events)
         if self.target_id is None:
             return TargetState("none", events=events)
@@ -279,10 +270,11 @@ class TargetKeeper:
         current = by_id.get(self.target_id) if self.target_id is not None else None
         taking_over = (current is None or current.state == "lost") and self._recently_seen(stamp_s)
         if taking_over:
-            # The target is out of sight for a moment: only a track where it may be now may replace it,
+            # The target is out of sight for a moment: only a track where it should be now may replace it,
             # not the next best match anywhere in view (a false track ahead would lead the camera away).
+            where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
             candidates = [c for c in candidates
-                          if self._off_its_way(np.asarray(c.position_xy), stamp_s) <= self.config.reacquire_radius_m
+                          if float(np.hypot(*(np.asarray(c.position_xy) - where))) <= self.config.reacquire_radius_m
                           and self._like_target(by_id[int(c.track_id)])]
         if not candidates:
             return
@@ -303,7 +295,7 @@ class TargetKeeper:
                           f"{self.target_id}")
         self._take(int(chosen), "incident", reason, events)
         if taking_over:
-            self._carry_velocity(by_id[int(chosen)])
+            self._carry_velocity(int(chosen))
 
     def _target_class(self) -> str | None:
         """The class the target is kept as: the one the incident names, else the one it was last seen as."""
@@ -324,19 +316,11 @@ class TargetKeeper:
         return class_membership(track.ground_size_m, speed, self.selection)[wanted] >= \
             self.selection.min_class_membership
 
-    def _carry_velocity(self, track: GroundTrack) -> None:
-        """A track that takes over the target ahead of where it was last seen reports its last velocity for a
-        while. One found behind that place (the rider turned back) reports its own heading at the speed the
-        target was known to move at: told he still rode the old way, or had stopped, the drone flew off or
-        stayed while he rode away."""
-        velocity = np.asarray(self.last.velocity_xy if self.last is not None else (math.nan, math.nan), float)
-        if np.isfinite(velocity).all() and \
-                float((np.asarray(track.position_xy) - self.last.position_xy) @ velocity) > 0.0:
-            self._carried = (track.track_id, velocity)
-        elif math.isfinite(self._settled_speed) and self._settled_speed > 0.0:
-            self._carried = (track.track_id, None)
-        else:
-            self._carried = None
+    def _carry_velocity(self, track_id: int) -> None:
+        """track_id takes over the target as last seen: it reports that velocity for a while."""
+        velocity = self.last.velocity_xy if self.last is not None else None
+        self._carried = (track_id, np.asarray(velocity, float)) if velocity is not None and \
+            np.isfinite(velocity).all() else None
 
     def _with_carried_velocity(self, track: GroundTrack, stamp_s: float) -> GroundTrack:
         if self._carried is None or self._carried[0] != track.track_id:
@@ -344,14 +328,7 @@ class TargetKeeper:
         if stamp_s - self._first_seen.get(track.track_id, stamp_s) >= self.config.carry_velocity_s:
             self._carried = None
             return track
-        velocity = self._carried[1]
-        if velocity is None:
-            own = np.asarray(track.velocity_xy, dtype=float)
-            speed = float(np.hypot(*own)) if np.isfinite(own).all() else 0.0
-            if speed < self.config.heading_shown_m_s:
-                return track
-            velocity = own * (self._settled_speed / speed)
-        return dataclasses.replace(track, velocity_xy=np.array(velocity, dtype=float))
+        return dataclasses.replace(track, velocity_xy=self._carried[1].copy())
 
     def _take(self, track_id: int, by: str, reason: str, events: list[str]) -> None:
         if self.target_id != track_id:
@@ -362,35 +339,16 @@ class TargetKeeper:
         v = velocity if np.isfinite(velocity).all() else np.zeros(2)
         return position + v * max(0.0, now_s - since_s)
 
-    def _off_its_way(self, point: np.ndarray, stamp_s: float) -> float:
-        """How far a point lies from where the lost target may be now: on its way from where it was last
-        seen to where its last velocity takes it (it kept its heading, slowed or stopped), or as far from
-        that place as its speed takes it (it kept its speed and turned). A point on the straight line
-        ahead alone missed a rider whenever he turned back at the end of a street."""
-        start = np.asarray(self.last.position_xy, dtype=float)
-        end = self._predicted(start, self.last.velocity_xy, self.last_seen_s, stamp_s)
-        along = end - start
-        length2 = float(along @ along)
-        share = 0.0 if length2 < 1e-12 else min(1.0, max(0.0, float((point - start) @ along) / length2))
-        off_the_way = float(np.hypot(*(point - (start + share * along))))
-        # A new track's own speed starts from rest: the speed it was last known to move at counts too.
-        speeds = [v for v in (self.last.speed_m_s, self._settled_speed) if math.isfinite(v)]
-        reach = max(speeds, default=0.0) * max(0.0, stamp_s - self.last_seen_s)
-        off_the_circle = abs(float(np.hypot(*(point - start))) - reach)
-        return min(off_the_way, off_the_circle)
-
-    def _nearest(self, distance_of, tracks: list[GroundTrack], radius: float) -> GroundTrack | None:
-        """The nearest of the confirmed tracks within radius, by distance_of(position); a tentative one may be
-        a moment's noise, and taking it hands the camera to nothing."""
-        near = [(distance_of(t.position_xy), t) for t in tracks
-                if t.state == "confirmed" and t.placed and t.track_id != self.target_id]
+    def _nearest(self, where: np.ndarray, tracks: list[GroundTrack], radius: float) -> GroundTrack | None:
+        near = [(float(np.hypot(*(t.position_xy - where))), t) for t in tracks
+                if t.state != "lost" and t.placed and t.track_id != self.target_id]
         near = [(d, t) for d, t in near if d <= radius]
         return min(near, key=lambda x: x[0])[1] if near else None
 
     def _take_handover(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
         position, velocity, since, vehicle = self._handover
         where = self._predicted(position, velocity, since, stamp_s)
-        match = self._nearest(lambda xy: float(np.hypot(*(xy - where))), tracks, self.config.handover_radius_m)
+        match = self._nearest(where, tracks, self.config.handover_radius_m)
         if match is not None:
             self._handover = None
             self._take(match.track_id, f"handover:{vehicle}",
@@ -404,9 +362,9 @@ class TargetKeeper:
     def _reacquire(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
         if not self._recently_seen(stamp_s):
             return
-        match = self._nearest(lambda xy: self._off_its_way(xy, stamp_s), [t for t in tracks if self._like_target(t)],
-                              self.config.reacquire_radius_m)
+        where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
+        match = self._nearest(where, [t for t in tracks if self._like_target(t)], self.config.reacquire_radius_m)
         if match is not None:
             events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
             self.target_id = match.track_id
-            self._carry_velocity(match)
+            self._carry_velocity(match.track_id)
