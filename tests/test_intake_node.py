@@ -215,3 +215,33 @@ def test_the_cad_gateway_forwards_http_calls_to_intake(graph, ros_context, monke
         gateway.on_shutdown()
     assert any(i.calls[0].cad_ref == "CAD-H1" for i in graph.published)
     assert not any(i.calls[0].cad_ref == "CAD-H2" for i in graph.published)
+
+
+def test_a_call_that_comes_before_intakes_first_clock_is_not_refused_as_from_the_future(ros_context, tmp_path):
+    """Seen in the short evening: the scenario feed, already on sim time, reported its first call before intake
+    had heard /clock, and intake (its time still 0) refused it as 5 s in the future."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from dfr_common.ros.spin import spin_until
+    from dfr_intake.intake_node import IntakeNode
+    from dfr_interfaces.msg import Call
+    from dfr_interfaces.srv import ReportIncident
+
+    intake = IntakeNode(context=ros_context, namespace="dfr", parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("journal_file", value=str(tmp_path / "journal.sqlite")),
+        Parameter("operating_area_file", value=str(REPO / "config" / "airspace" / "operating_area.geojson"))])
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(intake)
+    try:
+        assert intake.get_clock().now().nanoseconds == 0                  # no /clock in this test
+        client = intake.create_client(ReportIncident, "/dfr/report_incident")
+        call = Call(**GOOD)
+        call.call_time.sec = 8                                            # the tolerance is 5 s
+        future = client.call_async(ReportIncident.Request(call=call))
+        spin_until(executor, future.done, 10, "intake's answer")
+        assert future.result().accepted, future.result().errors
+    finally:
+        executor.shutdown()
+        intake.destroy_node()
+        intake.on_shutdown()

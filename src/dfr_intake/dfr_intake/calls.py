@@ -36,8 +36,11 @@ class CallRules:
     max_text_length: int = 2000
 
 
-def call_problems(call: Call, rules: CallRules, now_s: float) -> list[str]:
-    """Every reason to refuse the call, as 'field: reason'; empty when it is acceptable."""
+def call_problems(call: Call, rules: CallRules, now_s: float | None) -> list[str]:
+    """Every reason to refuse the call, as 'field: reason'; empty when it is acceptable.
+
+    now_s None: the system's own time is not known yet (sim time before the first /clock), so a call
+    cannot be judged to lie in the future; refusing it then rejected a good call at start-up."""
     problems = []
     if not call.cad_ref.strip():
         problems.append("cad_ref: missing; every call needs the CAD reference it came with")
@@ -45,7 +48,7 @@ def call_problems(call: Call, rules: CallRules, now_s: float) -> list[str]:
         problems.append("cad_ref: longer than 64 characters")
     if not math.isfinite(call.call_time_s) or call.call_time_s <= 0.0:
         problems.append(f"call_time: {call.call_time_s!r} is not a valid time")
-    elif call.call_time_s > now_s + rules.future_tolerance_s:
+    elif now_s is not None and call.call_time_s > now_s + rules.future_tolerance_s:
         problems.append(f"call_time: {call.call_time_s - now_s:.1f} s in the future")
     if call.grade not in GRADES:
         problems.append(f"grade: {call.grade!r} is not one of {', '.join(GRADES)}")

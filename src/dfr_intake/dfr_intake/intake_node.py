@@ -79,8 +79,10 @@ class IntakeNode(LeanNode):
 
     def _on_report(self, request, response):
         call = call_from_msg(request.call)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        problems = call_problems(call, self.rules, now)
+        # On sim time before the first /clock the node's time is 0: unknown, not the epoch. The scenario feed,
+        # already on its clock, may call then (at 10 x real time its first call comes half a second in).
+        now_ns = self.get_clock().now().nanoseconds
+        problems = call_problems(call, self.rules, now_ns * 1e-9 if now_ns > 0 else None)
         if problems:
             response.accepted = False
             response.errors = problems

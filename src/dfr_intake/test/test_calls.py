@@ -86,6 +86,11 @@ def test_call_time_within_the_future_tolerance_is_accepted(rules, ahead_s):
     assert call_problems(good_call(call_time_s=NOW + ahead_s), rules, NOW) == []
 
 
+def test_a_call_time_is_not_judged_while_the_systems_own_time_is_unknown(rules):
+    assert call_problems(good_call(call_time_s=NOW + 60.0), rules, None) == []
+    assert only_problem(good_call(call_time_s=-1.0), rules, None) == "call_time: -1.0 is not a valid time"
+
+
 def test_call_time_just_beyond_tolerance_is_refused(rules):
     assert only_problem(good_call(call_time_s=NOW + 5.5), rules) == "call_time: 5.5 s in the future"
 
