@@ -12,7 +12,7 @@ import pytest
 from dfr_common.mission import Outcome
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph_scenes import INCIDENT, a_drone_in_transit  # noqa: E402
+from graph_scenes import INCIDENT, a_drone_in_transit, idle_fleet  # noqa: E402
 
 
 def another_mission_for(graph, incident_id: str, lost_mission: str, timeout_s: float = 60.0):
@@ -85,3 +85,66 @@ def test_a_restarted_intake_keeps_the_incident_in_flight_and_no_second_drone_is_
     second = graph.report_call(cad_ref="CAD-INTAKE-2", grade="I", category="assault", location_uncertainty_m=30.0,
                                latitude=INCIDENT["latitude"] + 0.002, longitude=INCIDENT["longitude"])
     assert second.accepted and second.incident_id > answer.incident_id
+
+
+def test_a_pilot_taking_a_drone_in_transit_is_yielded_to_and_its_incident_gets_another(graph_factory):
+    """The remote pilot switches a drone in transit to position control: the bridge yields at once and ends
+    the mission as a pilot takeover; dispatch sends another drone; nothing takes the first back."""
+    from mavros_msgs.srv import SetMode
+    graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-PILOT-1")
+    lost_mission = bridge.sequencer.spec.mission_id
+    graph.spin_until(lambda: first.model.mode == "OFFBOARD", 30, "offboard")
+    pilot = graph.client_node.create_client(SetMode, f"/{first.vehicle_id}/mavros/set_mode")
+    assert graph.call(pilot, SetMode.Request(custom_mode="POSCTL")).mode_sent
+    graph.spin_until(lambda: bridge.sequencer.done, 30, "the bridge to yield")
+    assert bridge.sequencer.outcome == Outcome.PILOT_TAKEOVER, bridge.sequencer.reason
+    other = another_mission_for(graph, answer.incident_id, lost_mission)
+    relief = graph.bridges[other.vehicle_id]
+    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
+                     "the other drone on scene")
+    assert other.vehicle_id != first.vehicle_id and first.model.mode == "POSCTL"
+
+
+def test_a_drone_refused_offboard_goes_home_and_its_incident_gets_another(graph_factory):
+    """PX4 refuses OFFBOARD to the drone dispatch chose: its bridge gives up after its retries and hands it to
+    return to launch; the incident goes back in the queue and another drone flies it."""
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 10.0,
+                                                          "cruise_altitude_m": 40.0})
+    for vehicle_id in ("uav2",):              # the nearest drone to the incident in the two-base fleet
+        graph.inject_fault(vehicle_id, "refuse_mode", argument="OFFBOARD")
+    answer = graph.report_call(cad_ref="CAD-MODE-1", grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    assert answer.accepted, answer.errors
+    first = graph.spin_until(lambda: graph.dispatch.assignments.get(answer.incident_id), 30, "the first assignment")
+    assert first.vehicle_id == "uav2"
+    other = another_mission_for(graph, answer.incident_id, first.mission_id, timeout_s=90.0)
+    assert other.vehicle_id != "uav2"
+    refused = graph.vehicle("uav2").model
+    graph.spin_until(lambda: refused.landed and not refused.armed, 120, "uav2 back down")
+    assert math.hypot(*refused.position[:2]) < 2.0, "returned to its dock"
+    relief = graph.bridges[other.vehicle_id]
+    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
+                     "the other drone on scene")
+
+
+def test_a_flood_of_calls_loses_none(graph_factory):
+    """Sixty calls in a burst, far more than the fleet can fly: each is answered and journalled, each is an
+    open incident that dispatch knows, the three drones are sent, and the rest wait in the queue."""
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 600.0,
+                                                          "cruise_altitude_m": 40.0})
+    answers = []
+    for n in range(60):
+        answers.append(graph.report_call(
+            cad_ref=f"CAD-FLOOD-{n:03d}", grade="I" if n % 10 == 9 else "S", category="assault",
+            location_uncertainty_m=20.0,
+            latitude=INCIDENT["latitude"] + 0.004 * (n % 8), longitude=INCIDENT["longitude"] + 0.006 * (n // 8)))
+    assert all(a.accepted and a.drone_eligible for a in answers), [a.errors for a in answers if not a.accepted][:3]
+    incidents = {a.incident_id for a in answers}
+    assert len(incidents) == 60                                          # far enough apart not to merge
+    graph.spin_until(lambda: incidents <= set(graph.dispatch.incidents), 30, "dispatch to know every incident")
+    graph.spin_until(lambda: len(graph.dispatch.assignments) == 3, 60, "every drone sent")
+    later = graph.sim.sim_now + 20.0
+    graph.spin_until(lambda: graph.sim.sim_now > later, 30, "20 s more")
+    assert incidents <= {r.incident_id for r in graph.intake.book.open_incidents()}
+    assert incidents <= set(graph.dispatch.incidents) and len(graph.dispatch.assignments) == 3
+    assert set(graph.dispatch.assignments) <= incidents
