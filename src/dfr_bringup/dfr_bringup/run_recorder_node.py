@@ -89,6 +89,7 @@ class RunRecorderNode(LeanNode):
         self.chase_incidents: dict[str, str] = {}        # incident id -> suspect actor id
         self.camera = CameraModel(p.camera_width, p.camera_height, math.radians(p.camera_horizontal_fov_deg))
         self.actors: dict[str, tuple[float, float]] = {}
+        self.actors_stamp_s = -math.inf       # the instant of the ground truth in self.actors
         self.last_chase_sample_s = -math.inf
         self.last_progress_wall = -math.inf
         self.last_write_s: float | None = None
@@ -140,6 +141,7 @@ class RunRecorderNode(LeanNode):
                                   float(msg.track.position.longitude), int(msg.track.track_id))
 
     def _on_actors(self, msg: GroundTruthActors):
+        self.actors_stamp_s = to_seconds(msg.header.stamp)
         wanted = set(self.chase_incidents.values())
         for actor in msg.actors:
             if actor.id in wanted:
@@ -156,7 +158,10 @@ class RunRecorderNode(LeanNode):
             if track is None or track.phase not in WATCHING_PHASES:
                 continue
             suspect = self.chase_incidents.get(track.incident_id)
-            if suspect is None or suspect not in self.actors:
+            # The suspect where the simulator last said: a sample against a stale place (the actors' stream
+            # late or stalled) would score the drone against where he is no longer; none is taken then.
+            if suspect is None or suspect not in self.actors or \
+                    abs(to_seconds(msg.header.stamp) - self.actors_stamp_s) > self.params.chase_sample_period_s:
                 continue
             east, north, _ = self.frame.to_enu(truth.position.latitude, truth.position.longitude)
             rotation = gimbal_to_world_rotation(truth.heading, truth.gimbal_pitch_deg, truth.gimbal_roll_deg,
