@@ -135,14 +135,32 @@ class InProcessGraph:
     def vehicle(self, vehicle_id: str):
         return next(v for v in self.sim.vehicles if v.vehicle_id == vehicle_id)
 
-    def wait_for_action_server(self, client, timeout_s: float = 60.0):
-        """Spin until the client's action server is ready: discovery under load can take longer than a blocking
+    def wait_for_action_server(self, client, timeout_s: float = 60.0, renew_after_s: float = 15.0):
+        """The client, once its action server is ready: discovery under load can take longer than a blocking
         10 s wait allows. Once seen, a server stays, and later goals do not ask again: server_is_ready() reads
-        the ROS graph cache, which under load can lose a server DDS still has matched (ros2/rmw_fastrtps#792)."""
+        the ROS graph cache, which under load can lose a server DDS still has matched (ros2/rmw_fastrtps#792).
+        A client that has not seen its server after renew_after_s is replaced by a new one, whose endpoints
+        are matched afresh (once in a CI run a first client waited its whole minute); use the one returned."""
+        from rclpy.action import ActionClient
+
         if client in self._servers_seen:
-            return
-        self.spin_until(client.server_is_ready, timeout_s, "the bridge's action server")
+            return client
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.spin_until(client.server_is_ready, min(renew_after_s, deadline - time.monotonic()),
+                                "the bridge's action server")
+                break
+            except AssertionError as err:
+                if time.monotonic() >= deadline - 1e-3:
+                    raise AssertionError(f"timed out after {timeout_s:.0f} s wall waiting for the action server "
+                                         f"{client._action_name}, with a new client every {renew_after_s:.0f} s"
+                                         ) from err
+                node, action_type, name = client._node, client._action_type, client._action_name
+                client.destroy()
+                client = ActionClient(node, action_type, name)
         self._servers_seen.add(client)
+        return client
 
     def spin_until(self, predicate, timeout_s: float, what: str = "condition"):
         """Spin until predicate() is truthy; fail after timeout_s of wall time."""

@@ -53,7 +53,7 @@ class Flight:
         return ExecuteMission.Goal(incident=incident, plan=plan)
 
     def start(self, goal_msg):
-        self.graph.wait_for_action_server(self.action)
+        self.action = self.graph.wait_for_action_server(self.action)
         self.graph.publish_incident(goal_msg.incident)
         future = self.action.send_goal_async(goal_msg, feedback_callback=lambda f: self.feedback.append(f.feedback))
         self.graph.spin_until(future.done, 10, "the goal response")

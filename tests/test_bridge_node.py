@@ -42,7 +42,7 @@ def goal(graph, incident_id="INC-1", east=300.0, north=0.0, on_scene_s=5.0):
 
 def send(graph, goal_msg, feedback=None):
     """Send the goal, its incident first published as intake would (the bridge checks its own copy)."""
-    graph.wait_for_action_server(graph.action)
+    graph.action = graph.wait_for_action_server(graph.action)
     if goal_msg.incident.incident_id:
         graph.publish_incident(goal_msg.incident)
     future = graph.action.send_goal_async(goal_msg, feedback_callback=feedback)
@@ -84,7 +84,7 @@ def test_a_flight_for_an_incident_the_policy_refused_is_refused(graph):
 
 
 def test_two_goals_sent_together_fly_one_mission(graph):
-    graph.wait_for_action_server(graph.action)
+    graph.action = graph.wait_for_action_server(graph.action)
     first, second = goal(graph, incident_id="INC-A"), goal(graph, incident_id="INC-B")
     graph.publish_incident(first.incident)
     graph.publish_incident(second.incident)

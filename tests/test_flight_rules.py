@@ -65,7 +65,7 @@ class RulesGraph:
         return self.graph.publish_incident(incident)
 
     def send(self, goal_msg):
-        self.graph.wait_for_action_server(self.action)
+        self.action = self.graph.wait_for_action_server(self.action)
         future = self.action.send_goal_async(goal_msg)
         self.graph.spin_until(future.done, 10, "the goal response")
         return future.result()
