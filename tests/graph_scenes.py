@@ -34,3 +34,19 @@ def a_drone_in_transit(graph_factory, cad_ref: str, **overrides):
     graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.phase.name == "TRANSIT", 30,
                      "the drone in transit")
     return graph, answer, first, bridge
+
+
+def another_mission_for(graph, incident_id: str, lost_mission: str, timeout_s: float = 60.0):
+    """Dispatch's assignment of the incident to a mission other than the one lost."""
+    return graph.spin_until(lambda: next((a for a in [graph.dispatch.assignments.get(incident_id)]
+                                          if a is not None and a.mission_id != lost_mission), None),
+                            timeout_s, f"{incident_id} sent to another mission")
+
+
+def on_scene(graph, vehicle_id: str, timeout_s: float = 90.0):
+    """The drone's bridge, once the drone is on scene."""
+    bridge = graph.bridges[vehicle_id]
+    graph.spin_until(lambda: bridge.sequencer is not None and bridge.sequencer.on_scene_since_s is not None,
+                     timeout_s, f"{vehicle_id} on scene")
+    return bridge
+

@@ -12,7 +12,15 @@ from dfr_common.geodesy import LocalFrame, ground_distance_m
 from dfr_common.mission import Outcome, Phase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph_scenes import FIXTURES, INCIDENT, a_drone_in_transit, first_drone_on_scene, idle_fleet  # noqa: E402
+from graph_scenes import (  # noqa: E402
+    FIXTURES,
+    INCIDENT,
+    a_drone_in_transit,
+    another_mission_for,
+    first_drone_on_scene,
+    idle_fleet,
+    on_scene,
+)
 
 
 def test_a_call_is_answered_by_the_nearest_drone_which_comes_back(graph_factory):
@@ -234,13 +242,9 @@ def test_a_bridge_that_dies_mid_mission_leaves_a_safe_drone_and_its_incident_get
     lost_mission = bridge.sequencer.spec.mission_id
 
     graph.restart_bridge(first.vehicle_id)
-    other = graph.spin_until(lambda: next((a for a in [graph.dispatch.assignments.get(answer.incident_id)]
-                                           if a is not None and a.mission_id != lost_mission), None),
-                             60, "the incident sent to another mission")
+    other = another_mission_for(graph, answer.incident_id, lost_mission)
     assert other.vehicle_id != first.vehicle_id          # the first drone is not free: it is still in the air
-    relief = graph.bridges[other.vehicle_id]
-    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
-                     "the other drone on scene")
+    on_scene(graph, other.vehicle_id)
     # The first drone, its setpoints gone, was brought down by the autopilot's own failsafe.
     graph.spin_until(lambda: first.model.landed and not first.model.armed, 120, "the first drone down and disarmed")
     assert math.hypot(first.model.position[0], first.model.position[1]) < 2.0, "not back on its dock"

@@ -12,13 +12,7 @@ import pytest
 from dfr_common.mission import Outcome
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph_scenes import INCIDENT, a_drone_in_transit, idle_fleet  # noqa: E402
-
-
-def another_mission_for(graph, incident_id: str, lost_mission: str, timeout_s: float = 60.0):
-    return graph.spin_until(lambda: next((a for a in [graph.dispatch.assignments.get(incident_id)]
-                                          if a is not None and a.mission_id != lost_mission), None),
-                            timeout_s, f"{incident_id} sent to another mission")
+from graph_scenes import INCIDENT, a_drone_in_transit, another_mission_for, idle_fleet, on_scene  # noqa: E402
 
 
 @pytest.mark.parametrize("pilot", [True, False], ids=["with a pilot", "without a pilot"])
@@ -36,9 +30,7 @@ def test_a_drone_that_loses_gps_in_transit_is_left_to_px4_and_its_incident_gets_
     assert "no global position" in bridge.sequencer.reason
     other = another_mission_for(graph, answer.incident_id, lost_mission)
     assert other.vehicle_id != first.vehicle_id
-    relief = graph.bridges[other.vehicle_id]
-    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
-                     "the other drone on scene")
+    on_scene(graph, other.vehicle_id)
     if pilot:
         assert first.model.mode == "ALTCTL" and first.model.armed      # still the pilot's: nothing took it back
     else:
@@ -59,9 +51,7 @@ def test_a_drone_whose_link_drops_in_transit_is_replaced_and_comes_back_under_it
     assert bridge.sequencer.outcome == Outcome.VEHICLE_LOST, bridge.sequencer.reason
     other = another_mission_for(graph, answer.incident_id, lost_mission, timeout_s=90.0)
     assert other.vehicle_id != first.vehicle_id
-    relief = graph.bridges[other.vehicle_id]
-    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
-                     "the other drone on scene")
+    on_scene(graph, other.vehicle_id)
     # PX4 on its own: it left offboard and flew home (or landed), and never went on to the incident.
     assert first.model.mode != "OFFBOARD"
     graph.spin_until(lambda: first.model.landed and not first.model.armed, 240, "the first drone down and disarmed")
@@ -99,9 +89,7 @@ def test_a_pilot_taking_a_drone_in_transit_is_yielded_to_and_its_incident_gets_a
     graph.spin_until(lambda: bridge.sequencer.done, 30, "the bridge to yield")
     assert bridge.sequencer.outcome == Outcome.PILOT_TAKEOVER, bridge.sequencer.reason
     other = another_mission_for(graph, answer.incident_id, lost_mission)
-    relief = graph.bridges[other.vehicle_id]
-    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
-                     "the other drone on scene")
+    on_scene(graph, other.vehicle_id)
     assert other.vehicle_id != first.vehicle_id and first.model.mode == "POSCTL"
 
 
@@ -122,9 +110,7 @@ def test_a_drone_refused_offboard_goes_home_and_its_incident_gets_another(graph_
     refused = graph.vehicle("uav2").model
     graph.spin_until(lambda: refused.landed and not refused.armed, 120, "uav2 back down")
     assert math.hypot(*refused.position[:2]) < 2.0, "returned to its dock"
-    relief = graph.bridges[other.vehicle_id]
-    graph.spin_until(lambda: relief.sequencer is not None and relief.sequencer.on_scene_since_s is not None, 90,
-                     "the other drone on scene")
+    on_scene(graph, other.vehicle_id)
 
 
 def test_a_flood_of_calls_loses_none(graph_factory):
