@@ -163,15 +163,10 @@ class InProcessGraph:
         return client
 
     def spin_until(self, predicate, timeout_s: float, what: str = "condition"):
-        """Spin until predicate() is truthy; fail after timeout_s of wall time."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.01)
-            value = predicate()
-            if value:
-                return value
-        raise AssertionError(f"timed out after {timeout_s:.0f} s wall ({self.sim.sim_now:.0f} s sim) "
-                             f"waiting for {what}")
+        """Spin until predicate() is truthy; fail after timeout_s of wall time, saying how far sim time got."""
+        from dfr_common.ros.spin import spin_until
+
+        return spin_until(self.executor, predicate, timeout_s, what, lambda: f"{self.sim.sim_now:.0f} s sim")
 
     def call(self, client, request, timeout_s: float = 10.0):
         assert client.wait_for_service(timeout_sec=timeout_s), f"service {client.srv_name} not available"

@@ -88,4 +88,3 @@ def documented_params(config_class, prefix: str) -> list[Param]:
 def documented_config(config_class, values: SimpleNamespace, prefix: str):
     """The configuration dataclass from the parameters documented_params declared."""
     return config_class(**{f.name: getattr(values, f"{prefix}_{f.name}") for f in dataclasses.fields(config_class)})
-
