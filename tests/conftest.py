@@ -62,7 +62,8 @@ class InProcessGraph:
         self._servers_seen: set = set()
         self.dispatch = None
         self._make_dispatch = lambda: DispatchNode(context=context, namespace="dfr", parameter_overrides=params(
-            {**sim_time, "fleet_file": str(fleet_file), **(dispatch_overrides or {})}))
+            {**sim_time, "fleet_file": str(fleet_file),
+             "attended_file": str(Path(self.journal_dir) / "attended.sqlite"), **(dispatch_overrides or {})}))
         if with_dispatch:
             self.dispatch = self._make_dispatch()
             self.nodes.append(self.dispatch)
@@ -106,6 +107,7 @@ class InProcessGraph:
 
     def restart_dispatch(self):
         """Dispatch dies and a new one starts with the same parameters: all it held in memory is gone."""
+        self.dispatch.on_shutdown()
         self.dispatch = self._replace(self.dispatch, self._make_dispatch())
         return self.dispatch
 

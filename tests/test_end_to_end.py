@@ -235,6 +235,25 @@ def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second
     assert set(dispatch.assignments) == {second.incident_id}
 
 
+def test_a_restarted_dispatcher_does_not_fly_again_an_incident_whose_drone_has_landed(graph_factory):
+    """The drone was on scene and is home: neither intake's stream (the incident is still open) nor any
+    status shows that the incident was seen to. The attended record on disk does."""
+    graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-RESTART-LANDED")
+    graph.spin_until(lambda: answer.incident_id in graph.dispatch.attended, 120, "the incident attended")
+    assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
+
+    dispatch = graph.restart_dispatch()
+    graph.spin_until(lambda: answer.incident_id in dispatch.incidents, 20, "the new dispatcher to hear of the incident")
+    assert answer.incident_id in dispatch.attended
+    until = graph.sim.sim_now + 15.0      # several decision rounds, with every drone idle
+
+    def none_sent():
+        assert answer.incident_id not in dispatch.assignments, dispatch.assignments[answer.incident_id]
+        assert not any(v.model.armed for v in graph.sim.vehicles)
+        return graph.sim.sim_now > until
+    graph.spin_until(none_sent, 60, "15 s of sim time after the restart")
+
+
 def test_a_bridge_that_dies_mid_mission_leaves_a_safe_drone_and_its_incident_gets_another(graph_factory):
     """The bridge of a drone in transit dies and restarts: the autopilot, its setpoints gone, falls back on
     its own failsafe; the new bridge flies no mission it does not know; dispatch sends another drone."""

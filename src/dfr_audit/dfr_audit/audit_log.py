@@ -37,7 +37,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from dfr_common.durable_sqlite import DurableSqliteFile, publish_file, write_transaction
+from dfr_common.durable_sqlite import DurableSqliteFile, connect, create_file, write_transaction
 from dfr_common.mission import Outcome, Phase
 
 SCHEMA_VERSION = 1
@@ -420,7 +420,7 @@ def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
     if read_only:
         return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5.0, isolation_level=None,
                                check_same_thread=False)
-    return sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+    return connect(path)
 
 
 def open_log_file(path: Path, read_only: bool) -> tuple[sqlite3.Connection, dict[str, str]]:
@@ -519,32 +519,11 @@ class AuditLog(DurableSqliteFile):
 
     def _create(self, log_id: str) -> None:
         """A new log built beside the path and renamed into place, so that a file at the path is always a log."""
-        if not self.path.parent.is_dir():
-            raise self._error(f"directory {self.path.parent} does not exist")
-        building = self.path.with_name(self.path.name + ".new")
         meta = {"application": APPLICATION, "schema_version": str(SCHEMA_VERSION), "log_id": log_id,
                 "chain": CHAIN_SHA256 if self._key is None else CHAIN_HMAC}
         if self._key is not None:
             meta["key_check"] = key_check(log_id, self._key)
-        try:
-            for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
-                leftover.unlink(missing_ok=True)
-            conn = _connect(building, read_only=False)
-            try:
-                if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-                    raise self._error("the file system does not support SQLite's WAL mode")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("BEGIN")
-                for statement in _SCHEMA.split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(meta.items()))
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-            publish_file(building, self.path)
-        except (sqlite3.Error, OSError) as err:
-            raise self._error("could not be created", err) from err
+        create_file(self.path, _SCHEMA, meta, self._error)
 
     def _check_key(self, meta: dict[str, str]) -> None:
         if meta["chain"] == CHAIN_HMAC and self._key is None:

@@ -72,6 +72,36 @@ class DurableSqliteFile:
         self.close()
 
 
+def connect(path: str | os.PathLike) -> sqlite3.Connection:
+    """A connection for write_transaction: transactions begun and committed explicitly, usable from any
+    thread (the file's owner serialises writes with its own lock)."""
+    return sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+
+
+def create_file(path: Path, schema: str, meta: dict[str, str], error: Callable[[str, BaseException | None], Exception],
+                ) -> None:
+    """A new file in WAL mode with `schema` and its meta table's rows, built beside `path` and renamed into
+    place, so that a file at the path is always complete. `schema` must create a table meta (key, value)."""
+    if not path.parent.is_dir():
+        raise error(f"directory {path.parent} does not exist", None)
+    building = path.with_name(path.name + ".new")
+    try:
+        for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
+            leftover.unlink(missing_ok=True)
+        conn = connect(building)
+        try:
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
+                raise error("the file system does not support SQLite's WAL mode", None)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(schema)
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(meta.items()))
+        finally:
+            conn.close()
+        publish_file(building, path)
+    except (sqlite3.Error, OSError) as err:
+        raise error("could not be created", err) from err
+
+
 def publish_file(building: str | os.PathLike, path: str | os.PathLike) -> None:
     """Put a fully written file in place: synced, renamed over `path` in one step, the directory synced,
     so that a crash leaves either no file or the whole one."""

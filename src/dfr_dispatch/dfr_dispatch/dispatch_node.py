@@ -36,6 +36,7 @@ from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
 from dfr_dispatch.assignment import Alternative, AssignmentConfig, DroneState, OpenIncident
+from dfr_dispatch.attended_record import AttendedRecord, AttendedRecordError
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView, not_ready_reason
 from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
@@ -111,6 +112,8 @@ class DispatchNode(LeanNode):
             Param("mission_lost_after_s", 10.0, "a mission its bridge accepted and whose drone's status has shown "
                   "another or none for this long is lost (the bridge restarted): its incident goes back in the "
                   "queue", 2.0, 600.0),
+            Param("attended_file", "", "SQLite file of the incidents a drone has attended, read again on a "
+                  "restart so that none is flown twice; empty: kept in memory only"),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
             *flight_rule_params(),
         ])
@@ -130,7 +133,13 @@ class DispatchNode(LeanNode):
         self.statuses: dict[str, VehicleStatus] = {}
         self.incidents: dict[str, Incident] = {}
         self.assignments: dict[str, Assignment] = {}
-        self.attended: set[str] = set()
+        try:
+            self.attended = AttendedRecord(p.attended_file or None)
+        except AttendedRecordError as err:
+            raise ValueError(str(err)) from err
+        if len(self.attended):
+            self.get_logger().info(f"{len(self.attended)} incidents already attended ({p.attended_file}): "
+                                   "none is flown again")
         self.relieved: dict[str, str] = {}           # incident -> the vehicle that left it on its reserve
         self.refused_by: dict[str, set[str]] = {}     # incident -> vehicles whose bridge refused it
         self.queue_reasons: dict[str, str] = {}
@@ -234,7 +243,7 @@ class DispatchNode(LeanNode):
             incident_id = next(i for i, a in self.assignments.items() if a is adopted)
             del self.assignments[incident_id]
             if adopted.on_scene_s is not None:
-                self.attended.add(incident_id)
+                self._mark_attended(incident_id, adopted)
             self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: "
                                    + ("attended" if adopted.on_scene_s is not None
                                       else "not seen on scene; it goes back in the queue"))
@@ -554,7 +563,7 @@ class DispatchNode(LeanNode):
         result = response.result
         preempted = assignment.mission_id in self.preempted_missions
         if result.reached_scene and not preempted and self.assignments.get(incident_id) in (None, assignment):
-            self.attended.add(incident_id)      # not while a relief drone is still on its way
+            self._mark_attended(incident_id, assignment)      # not while a relief drone is still on its way
         outcome = {v: k for k, v in vars(ExecuteMission.Result).items() if k.startswith("OUTCOME_")}.get(
             result.outcome, str(result.outcome))
         status = "succeeded" if response.status == GoalStatus.STATUS_SUCCEEDED else "did not succeed"
@@ -562,6 +571,16 @@ class DispatchNode(LeanNode):
                                + ("" if result.reached_scene and not preempted
                                   else f"; {incident_id} goes back in the queue"))
         self._end_assignment(incident_id, assignment)
+
+    def _mark_attended(self, incident_id: str, assignment: Assignment):
+        try:
+            self.attended.add(incident_id, assignment.vehicle_id, assignment.mission_id, self._now())
+        except AttendedRecordError as err:
+            self.get_logger().error(f"{incident_id} attended, but not recorded on disk: after a restart it would "
+                                    f"be flown again: {err}")
+
+    def on_shutdown(self):
+        self.attended.close()
 
     def _end_assignment(self, incident_id: str, assignment: Assignment):
         if self.assignments.get(incident_id) is assignment:

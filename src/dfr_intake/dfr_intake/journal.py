@@ -31,7 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_type_hints
 
-from dfr_common.durable_sqlite import DurableSqliteFile, publish_file, write_transaction
+from dfr_common.durable_sqlite import DurableSqliteFile, connect, create_file, write_transaction
 from dfr_intake.calls import Call
 from dfr_intake.incident_book import IncidentBook, IncidentRecord, MergeRules
 
@@ -127,34 +127,9 @@ class Journal(DurableSqliteFile):
     def _error(self, what: str, err: BaseException | None = None) -> JournalError:
         return JournalError(f"intake journal {self.path}: {what}" + (f" ({err})" if err is not None else ""))
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
-        # Transactions are begun and committed explicitly; check_same_thread off because writes hold self._lock.
-        return sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
-
     def _create(self) -> None:
-        """A new, empty journal, built beside the path and renamed into place, so that a file at the path
-        is always a complete journal."""
-        if not self.path.parent.is_dir():
-            raise self._error(f"directory {self.path.parent} does not exist")
-        building = self.path.with_name(self.path.name + ".new")
-        try:
-            for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
-                leftover.unlink(missing_ok=True)
-            conn = self._connect(building)
-            try:
-                if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
-                    raise self._error("the file system does not support SQLite's WAL mode")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.executescript(f"BEGIN; {_SCHEMA}; INSERT INTO meta (key, value) VALUES "
-                                   f"('schema_version', '{SCHEMA_VERSION}'), ('application', 'dfr_intake journal'); "
-                                   f"COMMIT;")
-            finally:
-                conn.close()
-            publish_file(building, self.path)
-        except sqlite3.Error as err:
-            raise self._error("could not be created", err) from err
-        except OSError as err:
-            raise self._error("could not be created", err) from err
+        create_file(self.path, _SCHEMA, {"schema_version": str(SCHEMA_VERSION), "application": "dfr_intake journal"},
+                    self._error)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -167,7 +142,7 @@ class Journal(DurableSqliteFile):
         if header != _SQLITE_HEADER:
             raise self._error("is not an SQLite database: the file is corrupt or is not a journal")
         try:
-            conn = self._connect(self.path)
+            conn = connect(self.path)
         except sqlite3.Error as err:
             raise self._error("cannot be opened", err) from err
         try:

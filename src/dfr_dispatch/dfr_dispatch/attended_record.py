@@ -1,0 +1,96 @@
+"""The incidents a drone has attended, kept on disk so that a restarted dispatcher does not fly them again.
+
+Dispatch learns incidents from intake's latched stream and missions in flight from the
+bridges' status, but an incident whose drone was on scene and has since landed shows in
+neither: without this record a restarted dispatcher would send a second drone to every
+open incident already seen to. One SQLite file (WAL, synchronous=FULL), one row per
+incident, written before the incident stops being dispatched.
+
+With no path the record lives in memory only, as it did before, for tests and tools.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from dfr_common.durable_sqlite import DurableSqliteFile, connect, create_file, write_transaction
+
+SCHEMA_VERSION = 1
+APPLICATION = "dfr_dispatch attended record"
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE attended (
+    incident_id TEXT PRIMARY KEY,
+    vehicle_id TEXT NOT NULL,       -- the drone seen on scene
+    mission_id TEXT NOT NULL,
+    time_s REAL NOT NULL            -- when its mission ended (ROS time)
+);
+"""
+
+
+class AttendedRecordError(RuntimeError):
+    """The record cannot be created, read or written; the message names the file."""
+
+
+class AttendedRecord(DurableSqliteFile):
+    """`incident_id in record`, and `add()` once a drone has been on scene and the incident needs no other."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._failed: str | None = None
+        self._incidents: dict[str, tuple[str, str, float]] = {}
+        if self.path is None:
+            return
+        if not self.path.exists():
+            create_file(self.path, _SCHEMA, {"application": APPLICATION, "schema_version": str(SCHEMA_VERSION)},
+                        self._error)
+        try:
+            self._conn = connect(self.path)
+            meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+            if meta.get("application") != APPLICATION or meta.get("schema_version") != str(SCHEMA_VERSION):
+                raise self._error(f"is not a version {SCHEMA_VERSION} attended record (its header says "
+                                  f"{meta.get('application')!r} version {meta.get('schema_version')!r})")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._incidents = {row[0]: tuple(row[1:]) for row in
+                               self._conn.execute("SELECT incident_id, vehicle_id, mission_id, time_s FROM attended")}
+        except sqlite3.Error as err:
+            self.close()
+            raise self._error("cannot be read as an attended record", err) from err
+        except AttendedRecordError:
+            self.close()
+            raise
+
+    def _error(self, what: str, err: BaseException | None = None) -> AttendedRecordError:
+        return AttendedRecordError(f"attended record {self.path}: {what}" + (f" ({err})" if err is not None else ""))
+
+    def __contains__(self, incident_id: str) -> bool:
+        return incident_id in self._incidents
+
+    def __len__(self) -> int:
+        return len(self._incidents)
+
+    def add(self, incident_id: str, vehicle_id: str, mission_id: str, time_s: float) -> None:
+        """Written to disk before it counts; a failed write raises (the incident still counts in memory, so
+        this dispatcher sends no second drone; a restarted one would not know)."""
+        if incident_id in self._incidents:
+            return
+        self._incidents[incident_id] = (vehicle_id, mission_id, float(time_s))
+        if self.path is None:
+            return
+        with self._lock:
+            if self._conn is None:
+                raise self._error("is closed")
+            if self._failed is not None:
+                raise self._error(f"a write failed earlier ({self._failed}); nothing more is written")
+            write_transaction(self._conn, lambda conn: conn.execute(
+                "INSERT INTO attended (incident_id, vehicle_id, mission_id, time_s) VALUES (?, ?, ?, ?)",
+                (incident_id, vehicle_id, mission_id, float(time_s))), f"{incident_id} as attended",
+                self._error, self._note_failure)
