@@ -68,6 +68,8 @@ class MultirotorConfig:
     climb_power_w_per_m_s: float = documented(20.0, "extra power per m/s of climb", 0.0, 1000.0)
     idle_drain_fraction: float = documented(0.05, "power when armed on the ground, as a fraction of hover",
                                               0.0, 1.0)
+    dock_charge_per_s: float = documented(0.0, "battery fraction charged per second while disarmed on the "
+                                               "ground (in its dock); 0: no charging", 0.0, 0.1)
     battery_cells: int = documented(4, "series cells of the LiPo pack, for the reported voltage", 1, 14)
     initial_battery_fraction: float = documented(1.0, "battery level at start", 0.0, 1.0)
     battery_low: float = documented(0.15, "low battery level (BAT_LOW_THR)", 0.05, 0.5)
@@ -375,6 +377,7 @@ class Multirotor:
             self.velocity[:] = 0.0
             self.position[2] = 0.0
             self._landed = True
+            self._charge(dt)
             return
         if gust is not None and not self._landed:
             self.velocity += gust          # a change in the wind pushes the airframe until control catches up
@@ -835,6 +838,14 @@ class Multirotor:
         airspeed = float(np.linalg.norm(self.velocity[:2] - self.wind.velocity[:2]))
         return (cfg.hover_power_w * (1.0 + cfg.speed_drain_factor * (airspeed / cfg.max_speed_m_s) ** 2)
                 + cfg.climb_power_w_per_m_s * max(0.0, float(self.velocity[2])))
+
+    def _charge(self, dt: float) -> None:
+        """Disarmed on the ground: in its dock, whose charger tops the battery up."""
+        if self.config.dock_charge_per_s <= 0.0 or self.battery_fraction >= 1.0:
+            return
+        self.battery_fraction = min(1.0, self.battery_fraction + self.config.dock_charge_per_s * dt)
+        if self.battery_fraction > self.config.battery_low:
+            self._battery_level = 0      # warned again when it next runs low
 
     def _drain_battery(self, dt: float) -> None:
         energy_wh = self.power_w * dt / 3600.0 * self.drain_multiplier

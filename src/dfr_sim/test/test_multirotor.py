@@ -252,6 +252,32 @@ def test_emergency_battery_lands_where_it_is():
     assert model.battery_fraction <= config.battery_emergency
 
 
+def test_a_disarmed_drone_on_the_ground_charges_in_its_dock_and_warns_again_when_next_low():
+    config = MultirotorConfig(dock_charge_per_s=0.01)
+    model, clock = Multirotor("uav1", config, battery_fraction=0.10), Clock()
+    run(model, clock, 1.0)
+    model._check_battery(clock.now)
+    assert any(text.startswith("Low battery") for text in events(model))
+    run(model, clock, 10.0)
+    assert model.battery_fraction == pytest.approx(0.21, abs=1e-6)      # 11 s at 1 % a second
+    run(model, clock, 100.0)
+    assert model.battery_fraction == 1.0
+    model.battery_fraction = 0.12
+    model._check_battery(clock.now)
+    assert sum(text.startswith("Low battery") for text in events(model)) == 2
+
+
+def test_no_charging_in_the_air_nor_without_a_dock_charger():
+    model, clock = Multirotor("uav1", MultirotorConfig(), battery_fraction=0.5), Clock()
+    run(model, clock, 10.0)
+    assert model.battery_fraction == 0.5
+    flying = Multirotor("uav1", MultirotorConfig(dock_charge_per_s=0.01), battery_fraction=0.5)
+    take_off(flying, clock)
+    level = flying.battery_fraction
+    run(flying, clock, 5.0)
+    assert flying.battery_fraction < level
+
+
 def test_config_fields_carry_their_parameter_documentation():
     import dataclasses
     for f in dataclasses.fields(MultirotorConfig):
