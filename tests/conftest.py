@@ -63,7 +63,7 @@ class InProcessGraph:
         self.dispatch = None
         self._make_dispatch = lambda: DispatchNode(context=context, namespace="dfr", parameter_overrides=params(
             {**sim_time, "fleet_file": str(fleet_file),
-             "attended_file": str(Path(self.journal_dir) / "attended.sqlite"), **(dispatch_overrides or {})}))
+             "record_file": str(Path(self.journal_dir) / "dispatch_record.sqlite"), **(dispatch_overrides or {})}))
         if with_dispatch:
             self.dispatch = self._make_dispatch()
             self.nodes.append(self.dispatch)

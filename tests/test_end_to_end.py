@@ -136,7 +136,7 @@ def test_a_drone_flying_home_is_sent_straight_on_to_a_new_call(graph_factory):
     assert [v.vehicle_id for v in graph.sim.vehicles if v.model._taken_off] == [first.vehicle_id]
     graph.spin_until(lambda: bridge.sequencer.done, 120, "the second mission to end")
     assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
-    assert first_call.incident_id in graph.dispatch.attended
+    assert first_call.incident_id in graph.dispatch.record
 
 
 def test_a_late_drone_gets_a_replacement_and_the_first_on_scene_stays(graph_factory):
@@ -223,7 +223,7 @@ def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second
         return bridge.sequencer.done
     graph.spin_until(only_the_first_flew, 120, "the adopted mission to end")
     assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
-    graph.spin_until(lambda: answer.incident_id in dispatch.attended, 20, "the incident counted as attended")
+    graph.spin_until(lambda: answer.incident_id in dispatch.record, 20, "the incident counted as attended")
     assert answer.incident_id not in dispatch.assignments
 
     # The incident is not flown again, and the new dispatcher answers the next call.
@@ -232,6 +232,7 @@ def test_a_restarted_dispatcher_adopts_the_mission_in_flight_and_sends_no_second
     assert second.accepted and second.incident_id != answer.incident_id
     sent = graph.spin_until(lambda: dispatch.assignments.get(second.incident_id), 30, "the next call dispatched")
     assert not sent.adopted and sent.mission_id.endswith(sent.vehicle_id)
+    assert sent.mission_id.startswith("M00002-"), "the restarted dispatcher numbered a mission from 1 again"
     assert set(dispatch.assignments) == {second.incident_id}
 
 
@@ -239,12 +240,12 @@ def test_a_restarted_dispatcher_does_not_fly_again_an_incident_whose_drone_has_l
     """The drone was on scene and is home: neither intake's stream (the incident is still open) nor any
     status shows that the incident was seen to. The attended record on disk does."""
     graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-RESTART-LANDED")
-    graph.spin_until(lambda: answer.incident_id in graph.dispatch.attended, 120, "the incident attended")
+    graph.spin_until(lambda: answer.incident_id in graph.dispatch.record, 120, "the incident attended")
     assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
 
     dispatch = graph.restart_dispatch()
     graph.spin_until(lambda: answer.incident_id in dispatch.incidents, 20, "the new dispatcher to hear of the incident")
-    assert answer.incident_id in dispatch.attended
+    assert answer.incident_id in dispatch.record
     until = graph.sim.sim_now + 15.0      # several decision rounds, with every drone idle
 
     def none_sent():

@@ -101,7 +101,7 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
         NodeSpec("dfr_dispatch", "dispatch_node", "dispatch", "/dfr", ("dispatch.yaml", "flight_rules.yaml"),
                  {**clock, "fleet_file": str(run.fleet_file),
                   "airspace_file": str(run.config_dir / "airspace" / "london_restrictions.geojson"),
-                  "attended_file": str(run.output_dir / "dispatch_attended.sqlite")}),
+                  "record_file": str(run.output_dir / "dispatch_record.sqlite")}),
         *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml", "flight_rules.yaml"),
                    {**clock, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id,
                     "permitted_area_file": str(run.config_dir / "airspace" / "operating_area.geojson")})

@@ -36,7 +36,7 @@ from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
 from dfr_dispatch.airspace import Airspace, load_restrictions
 from dfr_dispatch.assignment import Alternative, AssignmentConfig, DroneState, OpenIncident
-from dfr_dispatch.attended_record import AttendedRecord, AttendedRecordError
+from dfr_dispatch.dispatch_record import DispatchRecord, DispatchRecordError
 from dfr_dispatch.fleet_picture import FleetPicture, VehicleView, not_ready_reason
 from dfr_dispatch.markers import live_markers, static_markers
 from dfr_dispatch.mission_plan import PlanConfig, plan_mission
@@ -112,8 +112,9 @@ class DispatchNode(LeanNode):
             Param("mission_lost_after_s", 10.0, "a mission its bridge accepted and whose drone's status has shown "
                   "another or none for this long is lost (the bridge restarted): its incident goes back in the "
                   "queue", 2.0, 600.0),
-            Param("attended_file", "", "SQLite file of the incidents a drone has attended, read again on a "
-                  "restart so that none is flown twice; empty: kept in memory only"),
+            Param("record_file", "", "SQLite file of the incidents a drone has attended and the missions sent, "
+                  "read again on a restart so that no incident is flown twice and no mission id is reused; "
+                  "empty: kept in memory only"),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
             *flight_rule_params(),
         ])
@@ -134,19 +135,18 @@ class DispatchNode(LeanNode):
         self.incidents: dict[str, Incident] = {}
         self.assignments: dict[str, Assignment] = {}
         try:
-            self.attended = AttendedRecord(p.attended_file or None)
-        except AttendedRecordError as err:
+            self.record = DispatchRecord(p.record_file or None)
+        except DispatchRecordError as err:
             raise ValueError(str(err)) from err
-        if len(self.attended):
-            self.get_logger().info(f"{len(self.attended)} incidents already attended ({p.attended_file}): "
-                                   "none is flown again")
+        if self.record.missions_sent:
+            self.get_logger().info(f"{p.record_file}: {self.record.missions_sent} missions sent before, "
+                                   f"{len(self.record)} incidents attended: none is flown again")
         self.relieved: dict[str, str] = {}           # incident -> the vehicle that left it on its reserve
         self.refused_by: dict[str, set[str]] = {}     # incident -> vehicles whose bridge refused it
         self.queue_reasons: dict[str, str] = {}
         self.preempted_missions: set[str] = set()      # taken off their incident for a more urgent one
         self.superseded: dict[str, Assignment] = {}     # incident -> a late drone's mission, still flying
         self.relief_pending: dict[str, Assignment] = {}  # incident -> the mission on scene a relief will take over
-        self._mission_counter = 0
         self._sent_missions: set[str] = set()            # every mission this dispatcher sent, ended or not
         self._listening_since_s: float | None = None      # its first decision round, on its clock
         self._rule_refusals: set[tuple[str, str]] = set()   # (incident, rule) whose refusal is published
@@ -334,7 +334,7 @@ class DispatchNode(LeanNode):
 
     def _waiting(self) -> list[Incident]:
         waiting = [i for i in self.incidents.values()
-                   if i.incident_id not in self.assignments and i.incident_id not in self.attended
+                   if i.incident_id not in self.assignments and i.incident_id not in self.record
                    and self._flight_allowed(i)]
         return sorted(waiting, key=lambda i: (urgency(i.grade), to_seconds(i.calls[0].call_time)
                                               if i.calls else 0.0))
@@ -492,8 +492,12 @@ class DispatchNode(LeanNode):
         # No server_is_ready() gate: it reads the ROS graph cache, which can miss a server that
         # DDS has matched (ros2/rmw_fastrtps#792). An unanswered goal expires instead.
         client = self.clients_by_vehicle[vehicle_id]
-        self._mission_counter += 1
-        mission_id = f"M{self._mission_counter:05d}-{incident.incident_id}-{vehicle_id}"
+        try:
+            mission_id = self.record.add_mission(incident.incident_id, vehicle_id, self._now())
+        except DispatchRecordError as err:
+            mission_id = err.mission_id
+            self.get_logger().error(f"{mission_id} not recorded on disk; after a restart its id could be used "
+                                    f"again: {err}")
         self._sent_missions.add(mission_id)
         home = self.fleet.vehicle_home(vehicle_id)
         plan = plan_mission(home, incident.location.latitude, incident.location.longitude, self.plan_config,
@@ -574,13 +578,13 @@ class DispatchNode(LeanNode):
 
     def _mark_attended(self, incident_id: str, assignment: Assignment):
         try:
-            self.attended.add(incident_id, assignment.vehicle_id, assignment.mission_id, self._now())
-        except AttendedRecordError as err:
+            self.record.add(incident_id, assignment.vehicle_id, assignment.mission_id, self._now())
+        except DispatchRecordError as err:
             self.get_logger().error(f"{incident_id} attended, but not recorded on disk: after a restart it would "
                                     f"be flown again: {err}")
 
     def on_shutdown(self):
-        self.attended.close()
+        self.record.close()
 
     def _end_assignment(self, incident_id: str, assignment: Assignment):
         if self.assignments.get(incident_id) is assignment:
