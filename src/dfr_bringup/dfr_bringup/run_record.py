@@ -63,8 +63,14 @@ class RunRecord:
             entry.on_scene_s, entry.vehicle_id = known.on_scene_s, known.vehicle_id
         self.incidents[entry.incident_id] = entry
 
-    def on_vehicle(self, now_s: float, vehicle_id: str, phase: int, armed: bool, incident_id: str) -> None:
+    def on_vehicle(self, now_s: float, vehicle_id: str, phase: int, armed: bool, incident_id: str,
+                   connected: bool = True) -> None:
+        """A bridge's status. One without a live link (a bridge just started, a dropped MAVROS link) says
+        nothing of whether the drone is armed: it is not counted, or a flight would be counted again, without
+        its incident, when the link returns."""
         track = self.vehicles.setdefault(vehicle_id, _VehicleTrack())
+        if not connected:
+            return
         if armed and not track.armed:
             track.flights += 1
             if not incident_id:

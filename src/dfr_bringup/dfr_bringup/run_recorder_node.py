@@ -191,7 +191,7 @@ class RunRecorderNode(LeanNode):
 
     def _on_status(self, msg: VehicleStatus):
         stamp = to_seconds(msg.header.stamp)
-        self.record.on_vehicle(stamp, msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id)
+        self.record.on_vehicle(stamp, msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id, msg.connected)
         self._truth.want(any(track.phase in WATCHING_PHASES and track.incident_id in self.chase_incidents
                              for track in self.record.vehicles.values()))
         if msg.armed:
