@@ -122,7 +122,7 @@ class AuditNode(LeanNode):
     def _on_status(self, msg: VehicleStatus):
         self._incident_of[msg.vehicle_id] = msg.incident_id
         seen = StatusSeen(msg.vehicle_id, msg.mission_id, msg.incident_id, msg.phase.value, msg.detail,
-                          msg.flight_kind)
+                          msg.flight_kind, msg.armed, msg.connected)
         self._guard(f"status of {msg.vehicle_id}", lambda: self.recorder.on_status(self._now(), seen))
         for recordings in self._recordings:
             self._keep_recordings(recordings.on_mission(msg.vehicle_id, msg.mission_id))

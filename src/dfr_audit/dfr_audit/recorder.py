@@ -46,6 +46,8 @@ class StatusSeen:
     phase: int                      # dfr_common.mission.Phase value
     detail: str
     flight_kind: str = "incident"   # the mission's; empty is an incident flight
+    armed: bool = True
+    connected: bool = True          # the bridge hears the autopilot: armed means what it says
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class _Vehicle:
     reached_scene: bool = False
     launched: bool = False
     ended: set[str] = field(default_factory=set)
+    previous: tuple[str, str, bool] = ("", "", False)   # the mission before: (mission, incident, reached scene)
 
 
 class AuditRecorder:
@@ -134,6 +137,7 @@ class AuditRecorder:
     def on_status(self, now_s: float, status: StatusSeen) -> None:
         v = self._vehicles.setdefault(status.vehicle_id, _Vehicle())
         if status.mission_id and status.mission_id != v.mission_id:
+            v.previous = (v.mission_id, v.incident_id, v.reached_scene)
             v.mission_id, v.incident_id = status.mission_id, status.incident_id
             v.reached_scene, v.launched = False, False
             v.phase = Phase.IDLE.value
@@ -150,20 +154,34 @@ class AuditRecorder:
                                 detail={"phase": phase.name.lower()})
             v.phase = status.phase
         ended = _ENDED.match(status.detail or "")
-        if ended and ended["mission"] not in v.ended and ended["mission"] == v.mission_id:
-            v.ended.add(ended["mission"])
-            outcome = ended["outcome"] if ended["outcome"] in _OUTCOMES else "failed"
-            kind = EntryKind.PILOT_TAKEOVER if outcome == "pilot_takeover" else None
-            if kind is not None:
-                self.log.append(kind, ros_time_s=now_s, vehicle_id=status.vehicle_id, mission_id=v.mission_id,
-                                incident_id=v.incident_id, detail={"reason": ended["reason"] or outcome})
-            if outcome == "autopilot_failsafe":
-                self.log.append(EntryKind.FAILSAFE, ros_time_s=now_s, vehicle_id=status.vehicle_id,
-                                mission_id=v.mission_id, incident_id=v.incident_id,
-                                detail={"reason": ended["reason"] or outcome})
-            self.log.append(EntryKind.MISSION_RESULT, ros_time_s=now_s, vehicle_id=status.vehicle_id,
-                            mission_id=v.mission_id, incident_id=v.incident_id,
-                            detail={"outcome": outcome, "reason": ended["reason"], "reached_scene": v.reached_scene})
+        if ended and ended["mission"] not in v.ended:
+            # A retasked mission's end can come with the status of the mission it was retasked to.
+            if ended["mission"] == v.mission_id:
+                self._mission_ended(now_s, status.vehicle_id, v, v.mission_id, v.incident_id, v.reached_scene,
+                                    ended["outcome"], ended["reason"])
+            elif ended["mission"] == v.previous[0]:
+                self._mission_ended(now_s, status.vehicle_id, v, *v.previous, ended["outcome"], ended["reason"])
+        if (status.connected and not status.armed and not status.mission_id and v.launched
+                and v.mission_id and v.mission_id not in v.ended):
+            # Down and disarmed under a bridge that knows no mission: the one that flew it stopped mid-flight
+            # (it was restarted), and the autopilot's own failsafe brought the drone down. The flight ends here.
+            self._mission_ended(now_s, status.vehicle_id, v, v.mission_id, v.incident_id, v.reached_scene,
+                                "autopilot_failsafe", "its bridge stopped mid-flight; the drone landed under the "
+                                "autopilot's own failsafe, with no mission")
+
+    def _mission_ended(self, now_s: float, vehicle_id: str, v: _Vehicle, mission_id: str, incident_id: str,
+                       reached_scene: bool, outcome: str, reason: str) -> None:
+        v.ended.add(mission_id)
+        outcome = outcome if outcome in _OUTCOMES else "failed"
+        if outcome == "pilot_takeover":
+            self.log.append(EntryKind.PILOT_TAKEOVER, ros_time_s=now_s, vehicle_id=vehicle_id, mission_id=mission_id,
+                            incident_id=incident_id, detail={"reason": reason or outcome})
+        if outcome == "autopilot_failsafe":
+            self.log.append(EntryKind.FAILSAFE, ros_time_s=now_s, vehicle_id=vehicle_id, mission_id=mission_id,
+                            incident_id=incident_id, detail={"reason": reason or outcome})
+        self.log.append(EntryKind.MISSION_RESULT, ros_time_s=now_s, vehicle_id=vehicle_id, mission_id=mission_id,
+                        incident_id=incident_id,
+                        detail={"outcome": outcome, "reason": reason, "reached_scene": reached_scene})
 
     def _launch(self, now_s: float, status: StatusSeen) -> None:
         kind = status.flight_kind or "incident"

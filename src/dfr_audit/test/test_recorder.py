@@ -142,3 +142,41 @@ def test_an_assignment_is_recorded_once_with_the_drones_not_chosen_and_why(tmp_p
         {"vehicle_id": "uav3", "eta_s": None, "reason": "needs 31 min of flight, has 12 min"}]
     log.close()
     assert verify(tmp_path / "audit.sqlite").ok
+
+
+def test_a_retasked_missions_end_that_comes_with_the_next_missions_status_is_recorded(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_incident(1.0, incident())
+    for t, phase in enumerate((Phase.TAKEOFF, Phase.TRANSIT, Phase.ON_SCENE, Phase.RETURN)):
+        rec.on_status(2.0 + t, status(phase))
+    rec.on_status(10.0, status(Phase.TRANSIT, mission="M2",
+                               detail="mission M1 ended: retasked: retasked after leaving the scene to mission M2"))
+    rec.on_status(20.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "mission M2 ended: completed: landed", "",
+                                   False))
+    results = [(e.mission_id, e.detail["outcome"], e.detail["reached_scene"])
+               for e in log.entries(kind=EntryKind.MISSION_RESULT)]
+    assert results == [("M1", "retasked", True), ("M2", "completed", False)]
+    log.close()
+    assert weekly_statistics(tmp_path / "audit.sqlite")["flights"]["unfinished"] == 0
+
+
+def test_a_flight_whose_bridge_was_restarted_ends_on_the_record_when_the_drone_is_down(tmp_path):
+    """The new bridge knows no mission; the drone lands under PX4's own failsafe. Without this the flight
+    would stay open on the record for ever."""
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_incident(1.0, incident())
+    rec.on_status(2.0, status(Phase.TAKEOFF))
+    rec.on_status(3.0, status(Phase.TRANSIT))
+    rec.on_status(40.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "", "", False, connected=False))   # just up
+    rec.on_status(41.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "", "", True))        # still flying
+    assert not log.entries(kind=EntryKind.MISSION_RESULT)
+    rec.on_status(90.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "", "", False))       # down, disarmed
+    rec.on_status(91.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "", "", False))
+    result, = log.entries(kind=EntryKind.MISSION_RESULT)
+    assert result.mission_id == "M1" and result.detail["outcome"] == "autopilot_failsafe"
+    assert "bridge stopped mid-flight" in result.detail["reason"]
+    assert [e.kind for e in log.entries(kind=EntryKind.FAILSAFE)] == [EntryKind.FAILSAFE]
+    log.close()
+    assert weekly_statistics(tmp_path / "audit.sqlite")["flights"]["unfinished"] == 0
