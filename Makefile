@@ -19,12 +19,16 @@ FOXGLOVE ?=
 # Extra pytest arguments: make test PYTEST_ARGS="-k bridge -x"
 PYTEST_ARGS ?=
 
-.PHONY: help venv build test demo bench lint clean distclean
+# Soak options: make soak SOAK_ARGS="--fault-period-s 120 --speed 20"
+SOAK_ARGS ?=
+
+.PHONY: help venv build test demo bench soak lint clean distclean
 
 help:
 	@echo "make demo    run the main job on the embedded simulator; writes runs/<timestamp>/"
 	@echo "make test    run every test (unit, node and system tests)"
 	@echo "make bench   run the benchmarks; writes runs/bench/*.json"
+	@echo "make soak    an hour of sim time under faults; writes runs/<timestamp>/soak.json"
 	@echo "make build   set up the venv and build the workspace"
 	@echo "make lint    check the Python sources with ruff"
 	@echo "make clean   remove build/ install/ log/   (distclean: and the venv)"
@@ -48,6 +52,10 @@ demo: build
 
 bench: build
 	$(ENV) python tests/bench/run_benchmarks.py --output-dir runs/bench
+
+soak: build
+	$(ENV) python -m dfr_bringup.soak --config-dir config --fleet $(FLEET) --speed $(SPEED) --runs-dir runs \
+		--progress $(SOAK_ARGS)
 
 lint: venv
 	$(ENV) ruff check src tests launch

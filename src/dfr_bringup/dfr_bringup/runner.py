@@ -68,14 +68,29 @@ class Graph:
 
     def start(self) -> None:
         for spec in self.specs:
-            command = node_command(spec, self.config_dir)
-            self._write(f"[runner] starting {spec.fully_qualified_name}: {' '.join(command)}", echo=False)
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       bufsize=1, env={**os.environ, **middleware_environment(self.config_dir)})
-            self.processes[spec.fully_qualified_name] = process
-            thread = threading.Thread(target=self._pump, args=(spec.fully_qualified_name, process), daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            self._spawn(spec)
+
+    def _spawn(self, spec: NodeSpec) -> None:
+        command = node_command(spec, self.config_dir)
+        self._write(f"[runner] starting {spec.fully_qualified_name}: {' '.join(command)}", echo=False)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   bufsize=1, env={**os.environ, **middleware_environment(self.config_dir)})
+        self.processes[spec.fully_qualified_name] = process
+        thread = threading.Thread(target=self._pump, args=(spec.fully_qualified_name, process), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def restart(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Kill a node (SIGKILL: a crash, nothing of it runs on) and start it again with the same command, as a
+        supervisor's respawn would; returns the new process's pid. Call it from the thread that waits on the
+        graph (wait_for_required's on_tick), which then sees only the new process."""
+        spec = next(s for s in self.specs if s.fully_qualified_name == name)
+        old = self.processes[name]
+        old.send_signal(sig)
+        old.wait(timeout=10.0)
+        self._write(f"[runner] {name} (pid {old.pid}) killed by {sig.name}: starting it again")
+        self._spawn(spec)
+        return self.processes[name].pid
 
     def _pump(self, name: str, process: subprocess.Popen) -> None:
         for line in process.stdout:
@@ -163,12 +178,11 @@ def make_run_dir(runs_dir: Path) -> Path:
     return run_dir
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_run_arguments(parser: argparse.ArgumentParser, scenario: str) -> None:
+    """The arguments of a run of the embedded-simulator graph, shared by the runner and the soak."""
     parser.add_argument("--config-dir", type=Path, default=Path("config"), help="the project's config/ directory")
     parser.add_argument("--fleet", default="fleet/islington.yaml", help="fleet file, relative to the config dir")
-    parser.add_argument("--scenario", default="scenarios/foundation_single_call.yaml",
-                        help="scenario file, relative to the config dir")
+    parser.add_argument("--scenario", default=scenario, help="scenario file, relative to the config dir")
     parser.add_argument("--world", default="world/islington.geojson",
                         help="street map the ground actors move on, relative to the config dir")
     parser.add_argument("--speed", type=float, default=10.0, help="sim seconds per wall second")
@@ -181,15 +195,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="keep node output in the log file only")
     parser.add_argument("--progress", action="store_true",
                         help="show a live progress table (node output goes to the log file only)")
-    parser.add_argument("--foxglove", action="store_true",
-                        help="serve the live graph to the Foxglove app: connect it to ws://127.0.0.1:8765")
-    args = parser.parse_args(argv)
 
+
+def prepare_run(args, foxglove: bool = False) -> tuple[SimRun, list[NodeSpec]]:
+    """The run directory (runs/<timestamp>, runs/latest), the graph's nodes, and graph.json describing them."""
     config_dir = args.config_dir.resolve()
     run_dir = make_run_dir(args.runs_dir.resolve())
     run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
                  scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed,
-                 world_file=config_dir / args.world, vehicles=args.vehicles, foxglove=args.foxglove)
+                 world_file=config_dir / args.world, vehicles=args.vehicles, foxglove=foxglove)
     try:
         specs = apply_overrides(sim_graph(run), args.param)
     except ValueError as err:
@@ -200,29 +214,50 @@ def main(argv=None) -> int:
          for s in specs], indent=2) + "\n")
     print(f"[runner] run directory {run_dir}; {len(specs)} nodes; node output in {run_dir / 'graph.log'}",
           flush=True)
+    return run, specs
 
-    graph = Graph(specs, config_dir, run_dir / "graph.log", echo=not (args.quiet or args.progress))
+
+def run_graph(run: SimRun, specs: list[NodeSpec], args, on_tick=None) -> int:
+    """Start the graph, wait for its required node (the run recorder), stop it; the recorder's exit code.
+    `on_tick()` is called every 0.2 s in the waiting thread."""
+    graph = Graph(specs, run.config_dir, run.output_dir / "graph.log", echo=not (args.quiet or args.progress))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     code = 1
-    display = ProgressDisplay(run_dir, f"{load_scenario(run.scenario_file).name} at {args.speed:g} x") \
+    display = ProgressDisplay(run.output_dir, f"{load_scenario(run.scenario_file).name} at {args.speed:g} x") \
         if args.progress else None
+
+    def tick():
+        if display is not None:
+            display.update()
+        if on_tick is not None:
+            on_tick(graph)
     try:
         graph.start()
         if display is None:
-            code = graph.wait_for_required(stop)
+            code = graph.wait_for_required(stop, on_tick=tick)
         else:
             with display:
-                code = graph.wait_for_required(stop, on_tick=display.update)
+                code = graph.wait_for_required(stop, on_tick=tick)
     except KeyboardInterrupt:
         print("[runner] interrupted: stopping the graph", flush=True)
         code = 130
     finally:
         graph.stop()
     for name in ("metrics.json", "report.md", "bag.mcap", "audit_log.sqlite", "recordings"):
-        if (run_dir / name).exists():
-            print(f"[runner] {name}: {run_dir / name}", flush=True)
+        if (run.output_dir / name).exists():
+            print(f"[runner] {name}: {run.output_dir / name}", flush=True)
     return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(parser, scenario="scenarios/foundation_single_call.yaml")
+    parser.add_argument("--foxglove", action="store_true",
+                        help="serve the live graph to the Foxglove app: connect it to ws://127.0.0.1:8765")
+    args = parser.parse_args(argv)
+    run, specs = prepare_run(args, foxglove=args.foxglove)
+    return run_graph(run, specs, args)
 
 
 if __name__ == "__main__":
