@@ -275,6 +275,10 @@ def test_real_runs_the_dfr_graph_on_wall_time_without_simulator_or_scenario(monk
     assert not of_type(actions, "ExecuteProcess") and not nodes_of(actions, "ros_gz_bridge")
     # The recorder's exit must not take MAVROS and the bridges down under a flying drone.
     assert not of_type(actions, "RegisterEventHandler")
+    # A live graph outlives a crash: what keeps its state on disk or hears it again is started again.
+    respawned = {n.kwargs["name"] for n in launched if n.kwargs.get("respawn")}
+    assert respawned == {"intake", "dispatch", "bridge", "perception", "follow", "audit"}
+    assert all(n.kwargs["respawn_delay"] > 0 for n in launched if n.kwargs.get("respawn"))
 
 
 def test_real_with_a_drill_scenario_and_a_subset(monkeypatch, tmp_path):

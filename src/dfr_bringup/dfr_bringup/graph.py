@@ -38,6 +38,7 @@ class NodeSpec:
     param_files: tuple[str, ...] = ()          # relative to the config directory
     overrides: dict = field(default_factory=dict)
     required: bool = False                     # the run ends when this node exits
+    respawn: bool = False                      # started again when it exits (launch's respawn): a live graph
 
     @property
     def fully_qualified_name(self) -> str:
@@ -80,7 +81,16 @@ def select_vehicles(fleet: Fleet, vehicles: str | tuple[str, ...] | list[str] | 
     return tuple(v for v in fleet.vehicles if v in names)
 
 
-def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool = True) -> list[NodeSpec]:
+# A live graph's nodes are started again when they die, RESPAWN_DELAY_S later: each comes back whole from
+# what it keeps on disk or hears again (intake's journal, dispatch's record, the audit log; latched
+# incidents and status), as `make soak` shows under SIGKILL. Not the recorders: a new bag recorder would
+# start a new bag over the old one, and the run recorder's exit is the end of a run.
+RESPAWNED = ("intake", "dispatch", "bridge", "perception", "follow", "audit")
+RESPAWN_DELAY_S = 1.0
+
+
+def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool = True,
+              respawn: bool = False) -> list[NodeSpec]:
     """Intake, dispatch, one bridge per vehicle, perception, follow, the audit log, the scenario feed and the
     run recorder.
 
@@ -117,6 +127,8 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                   "log_file": str(run.output_dir / "audit_log.sqlite"),
                   "store_dir": str(run.output_dir / "recordings")}),
     ]
+    if respawn:
+        nodes = [dataclasses.replace(spec, respawn=True) if spec.name in RESPAWNED else spec for spec in nodes]
     if run.output_dir is not None:
         # The run's topics, for Foxglove, rosbags and `ros2 bag`; the run does not end with it.
         nodes.append(NodeSpec("dfr_bringup", "bag_recorder", "bag_recorder", "/dfr", ("bag_recorder.yaml",),
@@ -360,7 +372,7 @@ def px4_sitl_graph(run: SitlRun) -> SitlGraph:
     return SitlGraph(px4=px4_sitl_processes(fleet, vehicle_ids, run.px4_dir, run.world, run.headless),
                      gz_bridges=gz_bridge_specs(fleet, vehicle_ids, run.world),
                      mavros=mavros_specs((sitl_airframe(fleet, v) for v in vehicle_ids), use_sim_time=True),
-                     nodes=dfr_nodes(run, use_sim_time=True, vehicle_ids=vehicle_ids))
+                     nodes=dfr_nodes(run, use_sim_time=True, vehicle_ids=vehicle_ids, respawn=True))
 
 
 # -------------------------------------------------------------------- real airframes
@@ -396,5 +408,6 @@ def real_graph(run: RealRun) -> RealGraph:
     gateway = NodeSpec("dfr_intake", "cad_gateway", "cad_gateway", "/dfr", ("cad_gateway.yaml",),
                        {"use_sim_time": False})
     return RealGraph(mavros=mavros_specs((airframes[v] for v in vehicle_ids), use_sim_time=False),
-                     nodes=[*dfr_nodes(run, use_sim_time=False, vehicle_ids=vehicle_ids, recorder_ends_run=False),
+                     nodes=[*dfr_nodes(run, use_sim_time=False, vehicle_ids=vehicle_ids, recorder_ends_run=False,
+                                       respawn=True),
                             gateway])

@@ -13,6 +13,7 @@ from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch_ros.actions import Node
 
+from dfr_bringup.graph import RESPAWN_DELAY_S
 from dfr_bringup.middleware import middleware_environment
 
 
@@ -22,10 +23,13 @@ def config_path(config_dir: Path, value: str) -> Path:
 
 
 def dfr_node_actions(spec, config_dir: Path) -> list:
-    """The node, and for a node the run depends on, the shutdown of the launch when it exits."""
+    """The node (started again when it dies, where the graph says so), and for a node the run depends on,
+    the shutdown of the launch when it exits."""
+    respawn = {"respawn": True, "respawn_delay": RESPAWN_DELAY_S} if spec.respawn else {}
     node = Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
                 output="screen", additional_env=middleware_environment(config_dir),
-                parameters=[str(config_dir / name) for name in spec.param_files] + [dict(spec.overrides)])
+                parameters=[str(config_dir / name) for name in spec.param_files] + [dict(spec.overrides)],
+                **respawn)
     if not spec.required:
         return [node]
     return [node, RegisterEventHandler(OnProcessExit(
