@@ -240,7 +240,8 @@ def test_a_restarted_dispatcher_does_not_fly_again_an_incident_whose_drone_has_l
     """The drone was on scene and is home: neither intake's stream (the incident is still open) nor any
     status shows that the incident was seen to. The attended record on disk does."""
     graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-RESTART-LANDED")
-    graph.spin_until(lambda: answer.incident_id in graph.dispatch.record, 120, "the incident attended")
+    graph.spin_until(lambda: answer.incident_id in graph.dispatch.record and bridge.sequencer.done, 120,
+                     "the incident attended and the drone landed")
     assert bridge.sequencer.outcome == Outcome.COMPLETED, bridge.sequencer.reason
 
     dispatch = graph.restart_dispatch()
@@ -253,6 +254,28 @@ def test_a_restarted_dispatcher_does_not_fly_again_an_incident_whose_drone_has_l
         assert not any(v.model.armed for v in graph.sim.vehicles)
         return graph.sim.sim_now > until
     graph.spin_until(none_sent, 60, "15 s of sim time after the restart")
+
+
+def test_a_dispatcher_restarted_while_the_drone_flies_home_from_the_scene_sends_no_second_drone(graph_factory):
+    """Found by the soak: the incident counted as attended only when the mission ended, at the landing, so a
+    dispatcher restarted while the drone flew home sent another drone to an incident already seen to."""
+    graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-RESTART-RETURN")
+    graph.spin_until(lambda: graph.dispatch.statuses[first.vehicle_id].phase.value == Phase.RETURN.value, 120,
+                     "dispatch to hear of the drone flying home from the scene")
+    assert not bridge.sequencer.done                   # still in the air: its mission has not ended
+
+    dispatch = graph.restart_dispatch()
+    graph.spin_until(lambda: answer.incident_id in dispatch.incidents, 20, "the new dispatcher to hear of the incident")
+    assert answer.incident_id in dispatch.record
+    graph.spin_until(lambda: bridge.sequencer.done, 60, "the drone home")
+    until = graph.sim.sim_now + 15.0
+
+    def none_sent():
+        held = dispatch.assignments.get(answer.incident_id)
+        assert held is None or held.vehicle_id == first.vehicle_id and held.adopted, held
+        assert not [v.vehicle_id for v in graph.sim.vehicles if v.model.armed and v.vehicle_id != first.vehicle_id]
+        return graph.sim.sim_now > until
+    graph.spin_until(none_sent, 60, "15 s of sim time after the landing")
 
 
 def test_a_bridge_that_dies_mid_mission_leaves_a_safe_drone_and_its_incident_gets_another(graph_factory):

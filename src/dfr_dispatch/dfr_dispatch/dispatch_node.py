@@ -202,6 +202,7 @@ class DispatchNode(LeanNode):
         self._note_mission_shown(msg)
         self._adopt(msg)
         self._note_on_scene(msg)
+        self._note_left_scene(msg)
         self._relieve_early(msg)
         self._relieve(msg)
         self._settle_replacement(msg)
@@ -270,6 +271,16 @@ class DispatchNode(LeanNode):
             if relieved.goal_handle is not None:
                 relieved.goal_handle.cancel_goal_async()
             self.get_logger().info(f"{msg.incident_id}: {msg.vehicle_id} on scene; {relieved.vehicle_id} relieved")
+
+    def _note_left_scene(self, msg: VehicleStatus):
+        """A drone that was on scene and now flies home from it, not for a relief nor taken off for another
+        incident, has attended its incident: on the record now, not at its landing, so that a dispatcher
+        restarted while it flies home does not send a second drone."""
+        assignment = self.assignments.get(msg.incident_id)
+        if (msg.phase.value == Phase.RETURN.value and assignment is not None and not msg.relief_needed
+                and assignment.vehicle_id == msg.vehicle_id and assignment.mission_id == msg.mission_id
+                and assignment.on_scene_s is not None and assignment.mission_id not in self.preempted_missions):
+            self._mark_attended(msg.incident_id, assignment)
 
     def _relieve_early(self, msg: VehicleStatus):
         """Send a relief while the drone on scene can still wait for it, so eyes stay on the scene."""

@@ -32,7 +32,7 @@ CREATE TABLE attended (
     incident_id TEXT PRIMARY KEY,
     vehicle_id TEXT NOT NULL,       -- the drone seen on scene
     mission_id TEXT NOT NULL,
-    time_s REAL NOT NULL            -- when its mission ended (ROS time)
+    time_s REAL NOT NULL            -- when its drone left the scene for home (ROS time)
 );
 CREATE TABLE missions (
     number INTEGER PRIMARY KEY,     -- 1, 2, 3, ... across restarts
