@@ -245,3 +245,56 @@ def test_a_call_that_comes_before_intakes_first_clock_is_not_refused_as_from_the
         executor.shutdown()
         intake.destroy_node()
         intake.on_shutdown()
+
+
+def test_intake_is_a_managed_node_that_takes_no_calls_while_inactive_and_loses_none(graph):
+    """Deactivated (say, while its journal's disk is checked) it serves no calls, and callers retry; cleaned up
+    and configured again, it replays its journal, and activated it publishes the open incidents again."""
+    from rclpy.lifecycle import TransitionCallbackReturn as Result
+
+    intake = graph.intake
+    first = graph.report_call(**GOOD)
+    assert first.accepted
+
+    def serving():          # (the graph's plain service list names a service its clients still use)
+        return "/dfr/report_incident" in dict(graph.client_node.get_service_names_and_types_by_node("intake",
+                                                                                                     "/dfr"))
+    assert intake.trigger_deactivate() == Result.SUCCESS
+    graph.spin_until(lambda: not serving(), 10, "report_incident gone")
+    assert intake.trigger_cleanup() == Result.SUCCESS and intake.journal is None
+    assert intake.trigger_configure() == Result.SUCCESS
+    assert first.incident_id in {r.incident_id for r in intake.book.open_incidents()}      # replayed
+    late = []
+    graph.client_node.create_subscription(Incident, "/dfr/incidents", late.append, qos.incidents(100))
+    assert intake.trigger_activate() == Result.SUCCESS
+    graph.spin_until(serving, 10, "report_incident back")
+    graph.spin_until(lambda: first.incident_id in {i.incident_id for i in late}, 10, "the open incident again")
+    second = graph.report_call(**{**GOOD, "cad_ref": "CAD-2", "latitude": GOOD["latitude"] + 0.02})
+    assert second.accepted and second.incident_id != first.incident_id
+
+
+def test_an_intake_whose_journal_cannot_be_read_stays_unconfigured_and_is_configured_once_it_is_mended(
+        ros_context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn as Result
+    from rclpy.parameter import Parameter
+
+    from dfr_intake.intake_node import IntakeNode
+
+    journal = tmp_path / "journal.sqlite"
+    journal.write_text("a page of notes, not a journal")
+    area = Parameter("operating_area_file", value=str(REPO / "config" / "airspace" / "operating_area.geojson"))
+    intake = IntakeNode(context=ros_context, namespace="dfr", parameter_overrides=[
+        Parameter("journal_file", value=str(journal)), Parameter("autostart", value=False), area])
+    try:
+        assert intake.trigger_configure() == Result.FAILURE
+        assert str(journal) in intake.configure_error and "not an SQLite database" in intake.configure_error
+        journal.rename(tmp_path / "journal.sqlite.damaged")             # moved aside: a new journal is made
+        assert intake.trigger_configure() == Result.SUCCESS and intake.trigger_activate() == Result.SUCCESS
+    finally:
+        intake.on_shutdown()
+        intake.destroy_node()
+    # Started on its own (autostart, as the runner and launch files do), the same fault ends it with the reason.
+    (tmp_path / "bad.sqlite").write_text("not a journal either")
+    with pytest.raises(ValueError, match="not an SQLite database"):
+        IntakeNode(context=ros_context, namespace="dfr", parameter_overrides=[
+            Parameter("journal_file", value=str(tmp_path / "bad.sqlite")), area])

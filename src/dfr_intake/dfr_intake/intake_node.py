@@ -5,15 +5,26 @@ published; at start-up the journal is replayed and the open incidents published
 again, so a restart loses and duplicates nothing. Calls about the same event merge
 into one incident; closing goes through here too (CloseIncident), so the journal and
 the topic always tell the same story.
+
+A managed (lifecycle) node, because its journal is a resource that can fail apart from
+the process: configure checks the parameters and opens and replays the journal (a
+journal that cannot be read leaves it unconfigured, saying why, to be configured again
+once the disk is mended: `ros2 lifecycle set /dfr/intake configure`); activate serves
+ReportIncident and CloseIncident and publishes the open incidents again; deactivate stops
+serving, so callers retry while the journal is moved or checked, and nothing they were
+told is lost; cleanup closes the journal. With `autostart` (the default) it configures and
+activates itself at start, and a failed configure ends the process with its reason.
 """
 from __future__ import annotations
 
 import math
 import sys
 
+from rclpy.lifecycle import TransitionCallbackReturn
+
 from dfr_common.areas import load_areas
 from dfr_common.ros import qos
-from dfr_common.ros.lean_node import LeanNode
+from dfr_common.ros.lean_node import LeanLifecycleNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_intake.call_messages import call_from_msg, call_to_msg
@@ -25,10 +36,10 @@ from dfr_interfaces.msg import Incident
 from dfr_interfaces.srv import CloseIncident, ReportIncident
 
 
-class IntakeNode(LeanNode):
+class IntakeNode(LeanLifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("intake", **kwargs)
-        p = self.params = declare(self, [
+        self.params = declare(self, [
             Param("operating_area_file", "", "GeoJSON polygon of the area calls may come from"),
             Param("categories", ["dangerous_driving"], "every call category intake recognises"),
             Param("policy.eligible_grades", ["I"], "grades that may get a drone"),
@@ -45,7 +56,38 @@ class IntakeNode(LeanNode):
                   0.0, 10000.0),
             Param("merge_window_s", 1200.0, "calls this close in time may be one event", 0.0, 86400.0),
             Param("merge_groups", [], "categories that may describe the same event, each group comma-separated"),
+            Param("autostart", True, "configure and activate at start (a failed configure ends the process); "
+                  "false: wait for a lifecycle manager or `ros2 lifecycle set`"),
         ])
+        self.journal = None
+        self.served = []
+        self.incident_pub = None
+        self.configure_error = ""
+        if self.params.autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise ValueError(self.configure_error)
+            self.trigger_activate()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        p = self.params
+        try:
+            self._configure(p)
+        except (ValueError, OSError, JournalError) as err:
+            self.configure_error = str(err)
+            self.get_logger().error(f"not configured: {err}")
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            return TransitionCallbackReturn.FAILURE
+        self.incident_pub = self.create_lifecycle_publisher(Incident, "incidents",
+                                                            qos.incidents(p.incident_history_depth))
+        self.get_logger().info(f"configured: {len(self.rules.categories)} categories, operating area "
+                               f"'{self.rules.operating_area.name}', journal {p.journal_file} "
+                               f"({len(self.book.incidents)} incidents)")
+        return super().on_configure(state)
+
+    def _configure(self, p) -> None:
         if not p.operating_area_file:
             raise ValueError("parameter 'operating_area_file' is empty: give the operating area's GeoJSON")
         area = load_areas(p.operating_area_file)[0]
@@ -64,18 +106,51 @@ class IntakeNode(LeanNode):
                                            categories, self.policy.excluded_categories)
         self.journal = Journal(p.journal_file)
         self.book = self.journal.replay(rules)
-        self.incident_pub = self.create_publisher(Incident, "incidents", qos.incidents(p.incident_history_depth))
-        self.create_service(ReportIncident, "report_incident", self._on_report)
-        self.create_service(CloseIncident, "close_incident", self._on_close)
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        result = super().on_activate(state)         # the incidents publisher with it
+        self.served = [self.create_service(ReportIncident, "report_incident", self._on_report),
+                         self.create_service(CloseIncident, "close_incident", self._on_close)]
         reopened = self.book.open_incidents()
         for record in reopened:         # a restart: late and early subscribers see every open incident again
             self.incident_pub.publish(self._incident_msg(record))
-        self.get_logger().info(f"intake ready: {len(categories)} categories, operating area '{area.name}', "
-                               f"journal {p.journal_file} ({len(self.book.incidents)} incidents, "
-                               f"{len(reopened)} open, published again)")
+        self.get_logger().info(f"intake ready: serving calls; {len(reopened)} open incidents published again")
+        return result
 
-    def on_shutdown(self):
-        self.journal.close()
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        for service in self.served:
+            self.destroy_service(service)
+        self.served = []
+        self.get_logger().warning("deactivated: no calls are taken until it is activated again")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._close()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state=None) -> TransitionCallbackReturn:
+        """The lifecycle's shutdown, and also, with no state, the process stopping (dfr_common.ros.node_main),
+        when the node may already be destroyed: then only the journal is closed."""
+        if state is not None:
+            for service in self.served:
+                self.destroy_service(service)
+            self.served = []
+            self._close_publisher()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def _close(self) -> None:
+        self._close_publisher()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    def _close_publisher(self) -> None:
+        if self.incident_pub is not None:
+            self.destroy_lifecycle_publisher(self.incident_pub)
+            self.incident_pub = None
 
     def _on_report(self, request, response):
         call = call_from_msg(request.call)

@@ -11,6 +11,7 @@ bridge reading a real MAVROS) it asks for them with `WARN_INCOMPATIBLE_SUBSCRIPT
 from __future__ import annotations
 
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 
 QUIET_PUBLISHER = PublisherEventCallbacks(use_default_callbacks=False)
@@ -24,3 +25,7 @@ class LeanNode(Node):
 
     def create_subscription(self, *args, event_callbacks=None, **kwargs):
         return super().create_subscription(*args, event_callbacks=event_callbacks or QUIET_SUBSCRIPTION, **kwargs)
+
+
+class LeanLifecycleNode(LeanNode, LifecycleNode):
+    """A managed (lifecycle) node with LeanNode's quiet endpoints."""
