@@ -68,6 +68,7 @@ class SoakWatch:
         from mavros_msgs.srv import SetMode
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
+        from rclpy.signals import SignalHandlerOptions
 
         from dfr_common.ros import qos
         from dfr_common.ros.lean_node import LeanNode
@@ -76,7 +77,8 @@ class SoakWatch:
 
         self._InjectFault = InjectFault
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        # The runner's own signal handling stops the graph; rclpy's would take SIGINT from it.
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = LeanNode("soak", namespace="/dfr", context=self.context,
                              parameter_overrides=[Parameter("use_sim_time", value=True)])
         self.vehicle_ids = vehicle_ids

@@ -6,6 +6,7 @@ import sys
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.signals import SignalHandlerOptions
 
 
@@ -31,17 +32,26 @@ def run(make_node, args=None) -> int:
     the spin loop wakes at least every 0.1 s to see it, and the node's `on_shutdown`
     runs while the context is still valid.
     """
+    name = getattr(make_node, "__name__", "node")
     stop = []
     previous = {sig: signal.signal(sig, lambda *_: stop.append(True)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except rclpy_implementation.RCLError as err:
+        # ROS itself refused: bad --ros-args, or DDS security enforced without this node's enclave.
+        print(f"{name}: cannot start: {err}", file=sys.stderr, flush=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        return 2
     node = None
     exit_code = 0
     try:
         try:
             node = make_node()
-        except (ValueError, OSError) as err:
-            # A bad parameter, fleet or scenario file: say what is wrong in one line, no traceback.
-            print(f"{getattr(make_node, '__name__', 'node')}: cannot start: {err}", file=sys.stderr, flush=True)
+        except (ValueError, OSError, rclpy_implementation.RCLError) as err:
+            # A bad parameter, fleet or scenario file, or a participant the middleware would not create: say
+            # what is wrong in one line, no traceback.
+            print(f"{name}: cannot start: {err}", file=sys.stderr, flush=True)
             return 2
         executor = make_executor()
         executor.add_node(node)
