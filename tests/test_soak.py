@@ -16,7 +16,8 @@ def test_a_short_soak_under_every_fault_loses_no_call_and_no_incident(tmp_path):
     command = [sys.executable, "-m", "dfr_bringup.soak", "--config-dir", str(REPO / "config"),
                "--fleet", str(FIXTURES / "fleet_two_bases.yaml"),
                "--scenario", str(FIXTURES / "scenario_soak_short.yaml"), "--speed", "10",
-               "--fault-period-s", "40", "--first-fault-s", "60", "--warm-up-s", "60",
+               # The first fault (a battery drained) once the drone sent to the e-bike is on scene or following.
+               "--fault-period-s", "35", "--first-fault-s", "95", "--warm-up-s", "60",
                "--param", "/dfr/dispatch:on_scene_duration_s=90", "--runs-dir", str(tmp_path), "--quiet"]
     env = {**os.environ, "ROS_DOMAIN_ID": str(1 + (int(os.environ["ROS_DOMAIN_ID"]) + 70) % 100)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
@@ -36,6 +37,10 @@ def test_a_short_soak_under_every_fault_loses_no_call_and_no_incident(tmp_path):
     assert all(f["result"] in ("struck", "skipped") for f in report["faults"]), report["faults"]
     log = (run_dir / "graph.log").read_text()
     assert log.count("killed by SIGKILL: starting it again") >= 2
+    drained = next(f for f in report["faults"] if f["kind"] == "battery_drain")
+    assert drained["detail"].startswith(("in follow", "in on_scene")), drained       # on scene: the chase
+    relief = [line for line in log.splitlines() if "[dfr.dispatch]" in line and "relief" in line]
+    assert any(drained["vehicle_id"] in line for line in relief), relief or log[-3000:]   # another drone took over
     # Memory: every node sampled, the restarted ones as two processes.
     memory = report["memory"]
     assert {"/dfr/intake", "/dfr/dispatch", "/sim", "/uav1/bridge"} <= set(memory)
