@@ -30,7 +30,7 @@ WANTED_PHASES = {
     KILL_BRIDGE: ((Phase.TRANSIT.value,), FLYING),
     LINK_LOSS: ((Phase.TRANSIT.value,), FLYING),
     GPS_LOSS: ((Phase.TRANSIT.value,), FLYING),
-    BATTERY_DRAIN: ((Phase.FOLLOW.value,), (Phase.ON_SCENE.value,), FLYING),   # mid-chase: a relief takes over
+    BATTERY_DRAIN: ((Phase.FOLLOW.value,), (Phase.ON_SCENE.value,)),   # mid-chase, or on scene: a relief takes over
     REFUSE_OFFBOARD: ((Phase.IDLE.value,),),        # the next mission it is sent is refused
 }
 
@@ -63,7 +63,8 @@ class DroneSeen:
 def fault_plan(calls_end_s: float, period_s: float, first_s: float, seed: int,
                kinds: tuple[str, ...] = FAULT_KINDS) -> list[PlannedFault]:
     """One fault every period_s (jittered by up to a quarter of it, seeded), kinds in turn, from first_s
-    until the last call; each waits up to half a period for a drone fit for it."""
+    until the last call; each waits up to half a period for a drone fit for it, a battery drain until the
+    last call (it is about a relief taking over a scene, so it waits for a drone on one)."""
     if period_s <= 0 or not kinds:
         raise ValueError("the fault period must be positive and at least one kind given")
     unknown = [k for k in kinds if k not in FAULT_KINDS]
@@ -75,7 +76,9 @@ def fault_plan(calls_end_s: float, period_s: float, first_s: float, seed: int,
         at = first_s + n * period_s + (0.0 if n == 0 else float(rng.uniform(-0.25, 0.25)) * period_s)
         if at > calls_end_s:
             return plan
-        plan.append(PlannedFault(round(at, 1), kinds[n % len(kinds)], round(at + period_s / 2.0, 1)))
+        kind = kinds[n % len(kinds)]
+        give_up = calls_end_s if kind == BATTERY_DRAIN else at + period_s / 2.0
+        plan.append(PlannedFault(round(at, 1), kind, round(max(give_up, at), 1)))
         n += 1
 
 

@@ -25,7 +25,8 @@ def test_every_kind_comes_round_in_turn_until_the_calls_end():
     assert all(f.at_s <= 3600.0 for f in plan) and len(plan) == 14
     gaps = [b.at_s - a.at_s for a, b in zip(plan, plan[1:])]
     assert min(gaps) >= 240.0 * 0.5 and max(gaps) <= 240.0 * 1.5
-    assert all(f.give_up_s == pytest.approx(f.at_s + 120.0) for f in plan)
+    assert all(f.give_up_s == pytest.approx(f.at_s + 120.0) for f in plan if f.kind != BATTERY_DRAIN)
+    assert all(f.give_up_s == 3600.0 for f in plan if f.kind == BATTERY_DRAIN)      # it waits for a scene
     assert fault_plan(3600.0, 240.0, 240.0, seed=1) == plan and fault_plan(3600.0, 240.0, 240.0, seed=2) != plan
 
 
@@ -42,6 +43,7 @@ FLEET = [DroneSeen("uav1", Phase.IDLE.value, False), DroneSeen("uav2", Phase.ON_
 def test_each_fault_strikes_the_drone_it_is_meant_for():
     assert choose_drone(BATTERY_DRAIN, FLEET) == "uav3"                  # mid-chase first
     assert choose_drone(BATTERY_DRAIN, FLEET, frozenset({"uav3"})) == "uav2"
+    assert choose_drone(BATTERY_DRAIN, [FLEET[0], FLEET[3]]) is None     # none on scene: it waits
     assert choose_drone(KILL_BRIDGE, FLEET) == "uav4"                    # in transit first
     assert choose_drone(KILL_BRIDGE, FLEET, frozenset({"uav4"})) == "uav2"
     assert choose_drone(REFUSE_OFFBOARD, FLEET) == "uav1"                # docked: its next mission is refused
