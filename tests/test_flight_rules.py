@@ -180,7 +180,9 @@ def test_a_drone_leaves_an_incident_closed_with_no_recall_and_looks_ahead_off_sc
     g.incident("INC-LOITER", state=Incident.STATE_CLOSED)
     closed_at = g.graph.sim.sim_now
     g.graph.spin_until(lambda: phase() in (Phase.RETURN, Phase.LAND), 30, "the drone to leave the scene")
-    assert 3.0 - 1e-6 <= g.graph.sim.sim_now - closed_at < 6.0, "it left within the grace time, not before"
+    # The bridge counts the grace on its own clock, from /clock, which may trail the simulator's own time
+    # (read here) by a tick or two on a loaded machine (once in CI: 2.9 s).
+    assert 3.0 - 0.25 <= g.graph.sim.sim_now - closed_at < 6.0, "it left within the grace time, not before"
     result = g.result(handle)
     assert result.outcome == Result.OUTCOME_COMPLETED and result.reached_scene
     assert "INC-LOITER closed" in result.reason and "no recall came" in result.reason
