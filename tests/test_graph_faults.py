@@ -134,3 +134,28 @@ def test_a_flood_of_calls_loses_none(graph_factory):
     assert incidents <= {r.incident_id for r in graph.intake.book.open_incidents()}
     assert incidents <= set(graph.dispatch.incidents) and len(graph.dispatch.assignments) == 3
     assert set(graph.dispatch.assignments) <= incidents
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["its dispatcher", "a restarted dispatcher"])
+def test_a_drone_forced_off_its_scene_by_a_battery_failsafe_is_relieved(graph_factory, restarted):
+    """Its battery drops to PX4's critical level on scene, faster than the bridge's reserve could foresee (a
+    cell failing; the soak drains one 25 x): PX4 flies it home, its mission ends on the failsafe, and the
+    incident, seen to only until then, gets a relief. Found by the soak with a dispatcher that had restarted
+    and adopted the mission: it counted the incident as attended and sent none."""
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 600.0,
+                                                          "cruise_altitude_m": 40.0})
+    answer = graph.report_call(cad_ref="CAD-CELL-1", grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = on_scene(graph, first.vehicle_id)
+    mission = bridge.sequencer.spec.mission_id
+    if restarted:
+        dispatch = graph.restart_dispatch()
+        graph.spin_until(lambda: (dispatch.assignments.get(answer.incident_id) or False)
+                         and dispatch.assignments[answer.incident_id].on_scene_s is not None, 20,
+                         "the mission adopted, its drone seen on scene")
+    graph.inject_fault(first.vehicle_id, "battery_level", value=0.06)
+    graph.spin_until(lambda: bridge.sequencer.done, 30, "the mission ended by the failsafe")
+    assert bridge.sequencer.outcome == Outcome.AUTOPILOT_FAILSAFE, bridge.sequencer.reason
+    relief = another_mission_for(graph, answer.incident_id, mission)
+    assert relief.vehicle_id != first.vehicle_id

@@ -52,6 +52,11 @@ from dfr_interfaces.msg import (
     VehicleStatus,
 )
 
+# Mission outcomes that take a drone off its scene before its time: the incident needs a relief.
+_R = ExecuteMission.Result
+LEFT_THE_SCENE_EARLY = frozenset((_R.OUTCOME_AUTOPILOT_FAILSAFE, _R.OUTCOME_VEHICLE_LOST, _R.OUTCOME_PILOT_TAKEOVER,
+                                  _R.OUTCOME_FAILED, _R.OUTCOME_BATTERY_RESERVE))
+
 # Phases in which a drone is on its way to its incident or there.
 FLYING_TO_SCENE = frozenset(p.value for p in (Phase.PREFLIGHT, Phase.TAKEOFF, Phase.TRANSIT, Phase.ON_SCENE,
                                               Phase.FOLLOW))
@@ -243,11 +248,18 @@ class DispatchNode(LeanNode):
         if adopted is not None and (msg.mission_id != adopted.mission_id or msg.phase.value not in FLYING_TO_SCENE):
             incident_id = next(i for i, a in self.assignments.items() if a is adopted)
             del self.assignments[incident_id]
-            if adopted.on_scene_s is not None:
+            # Flying home on its own mission, not on its reserve: the scene was seen to. Gone from its mission
+            # otherwise (a failsafe, the link, the pilot) or home on its reserve: the scene needs a relief.
+            left_as_planned = (msg.mission_id == adopted.mission_id and msg.phase.value == Phase.RETURN.value
+                               and not msg.relief_needed)
+            if adopted.on_scene_s is None:
+                self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: not seen on scene; "
+                                       "it goes back in the queue")
+            elif left_as_planned:
                 self._mark_attended(incident_id, adopted)
-            self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: "
-                                   + ("attended" if adopted.on_scene_s is not None
-                                      else "not seen on scene; it goes back in the queue"))
+                self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: attended")
+            else:
+                self._relief_for(incident_id, adopted.vehicle_id, f"{adopted.mission_id} (adopted) ended on scene")
             return
         if (adopted is not None or not msg.incident_id or not msg.mission_id or msg.mission_id in self._sent_missions
                 or msg.phase.value not in FLYING_TO_SCENE or msg.incident_id in self.assignments):
@@ -578,7 +590,11 @@ class DispatchNode(LeanNode):
         result = response.result
         preempted = assignment.mission_id in self.preempted_missions
         if result.reached_scene and not preempted and self.assignments.get(incident_id) in (None, assignment):
-            self._mark_attended(incident_id, assignment)      # not while a relief drone is still on its way
+            if result.outcome in LEFT_THE_SCENE_EARLY and incident_id not in self.record:
+                # Taken off the scene before its time by a failsafe, the link or the pilot: a relief goes.
+                self._relief_for(incident_id, assignment.vehicle_id, f"{assignment.mission_id} ended on scene")
+            else:
+                self._mark_attended(incident_id, assignment)      # not while a relief drone is on its way
         outcome = {v: k for k, v in vars(ExecuteMission.Result).items() if k.startswith("OUTCOME_")}.get(
             result.outcome, str(result.outcome))
         status = "succeeded" if response.status == GoalStatus.STATUS_SUCCEEDED else "did not succeed"
@@ -586,6 +602,12 @@ class DispatchNode(LeanNode):
                                + ("" if result.reached_scene and not preempted
                                   else f"; {incident_id} goes back in the queue"))
         self._end_assignment(incident_id, assignment)
+
+    def _relief_for(self, incident_id: str, vehicle_id: str, why: str):
+        """The incident back in the queue for a relief: the drone that was on scene has gone before its time."""
+        self.relieved[incident_id] = vehicle_id
+        self.queue_reasons[incident_id] = f"relief for {vehicle_id}: {why}"
+        self.get_logger().warning(f"{incident_id}: {why} before its time: sending a relief for {vehicle_id}")
 
     def _mark_attended(self, incident_id: str, assignment: Assignment):
         try:
