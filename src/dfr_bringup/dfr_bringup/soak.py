@@ -95,7 +95,7 @@ class SoakWatch:
         self.modes: dict[str, tuple[str, str]] = {}   # drone -> (mode, mission_id)
         self.pending = list(plan)
         self.timing = timing
-        self.active: list[dict] = []          # simulator faults in force: {record, vehicle, fault, until_s}
+        self.active: list[dict] = []          # simulator faults in force: vehicle_id, fault, argument, until_s
         self.faults: list[dict] = []          # what was struck, for soak.json
         self.kills: collections.deque = collections.deque()   # node names, for the graph's thread
         self.lock = threading.Lock()
@@ -192,7 +192,7 @@ class SoakWatch:
             }[fault.kind]
             self._inject(vehicle_id, sim_fault, True, record, argument, value)
             self.active.append({"vehicle_id": vehicle_id, "fault": sim_fault, "argument": argument,
-                                "until_s": None if lasts is None else now + lasts, "armed_seen": drone.armed})
+                                "until_s": None if lasts is None else now + lasts})
 
     def _lift(self, now: float) -> None:
         """Timed faults end on time; a drained battery's drain ends once its drone is down and disarmed."""
