@@ -76,6 +76,13 @@ class Assignment:
     elsewhere_s: float | None = None   # since when the drone's status, accepted the mission, shows another or none
 
 
+def flies_home_as_planned(msg: VehicleStatus, assignment: Assignment) -> bool:
+    """The drone flies home on the assignment's own mission, not on its battery reserve: a scene it reached
+    was seen to. Gone from its mission otherwise (a failsafe, the link, the pilot), it was not."""
+    return (msg.mission_id == assignment.mission_id and msg.vehicle_id == assignment.vehicle_id
+            and msg.phase.value == Phase.RETURN.value and not msg.relief_needed)
+
+
 class DispatchNode(LeanNode):
     def __init__(self, **kwargs):
         super().__init__("dispatch", **kwargs)
@@ -248,14 +255,10 @@ class DispatchNode(LeanNode):
         if adopted is not None and (msg.mission_id != adopted.mission_id or msg.phase.value not in FLYING_TO_SCENE):
             incident_id = next(i for i, a in self.assignments.items() if a is adopted)
             del self.assignments[incident_id]
-            # Flying home on its own mission, not on its reserve: the scene was seen to. Gone from its mission
-            # otherwise (a failsafe, the link, the pilot) or home on its reserve: the scene needs a relief.
-            left_as_planned = (msg.mission_id == adopted.mission_id and msg.phase.value == Phase.RETURN.value
-                               and not msg.relief_needed)
             if adopted.on_scene_s is None:
                 self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: not seen on scene; "
                                        "it goes back in the queue")
-            elif left_as_planned:
+            elif flies_home_as_planned(msg, adopted):
                 self._mark_attended(incident_id, adopted)
                 self.get_logger().info(f"{adopted.mission_id} (adopted) is off {incident_id}: attended")
             else:
@@ -289,9 +292,8 @@ class DispatchNode(LeanNode):
         incident, has attended its incident: on the record now, not at its landing, so that a dispatcher
         restarted while it flies home does not send a second drone."""
         assignment = self.assignments.get(msg.incident_id)
-        if (msg.phase.value == Phase.RETURN.value and assignment is not None and not msg.relief_needed
-                and assignment.vehicle_id == msg.vehicle_id and assignment.mission_id == msg.mission_id
-                and assignment.on_scene_s is not None and assignment.mission_id not in self.preempted_missions):
+        if (assignment is not None and flies_home_as_planned(msg, assignment) and assignment.on_scene_s is not None
+                and assignment.mission_id not in self.preempted_missions):
             self._mark_attended(msg.incident_id, assignment)
 
     def _relieve_early(self, msg: VehicleStatus):
