@@ -92,7 +92,6 @@ class SoakWatch:
         self.pilot_reaction_s = pilot_reaction_s
         self.waiting_since: dict[str, float] = {}     # drone -> since when it waits for a pilot
         self.pilot_orders: list[dict] = []
-        self.modes: dict[str, tuple[str, str]] = {}   # drone -> (mode, mission_id)
         self.pending = list(plan)
         self.timing = timing
         self.active: list[dict] = []          # simulator faults in force: vehicle_id, fault, argument, until_s
@@ -115,20 +114,19 @@ class SoakWatch:
         return now - self.start_s
 
     def _on_status(self, msg) -> None:
-        self.drones[msg.vehicle_id] = DroneSeen(msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id)
-        self.modes[msg.vehicle_id] = (msg.mode if msg.connected else "", msg.mission_id)
+        self.drones[msg.vehicle_id] = DroneSeen(msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id,
+                                                msg.mission_id, msg.mode if msg.connected else "")
 
     def _stand_in_pilot(self, now: float) -> None:
         for vehicle_id, drone in self.drones.items():
-            mode, mission_id = self.modes.get(vehicle_id, ("", ""))
-            if not (drone.armed and not mission_id and mode in WAITING_FOR_A_PILOT):
+            if not (drone.armed and not drone.mission_id and drone.mode in WAITING_FOR_A_PILOT):
                 self.waiting_since.pop(vehicle_id, None)
                 continue
             since = self.waiting_since.setdefault(vehicle_id, now)
             if now - since < self.pilot_reaction_s:
                 continue
             self.waiting_since[vehicle_id] = now          # asked again after as long, if PX4 refused
-            order = {"at_s": round(now, 1), "vehicle_id": vehicle_id, "mode_was": mode, "order": px4.AUTO_RTL}
+            order = {"at_s": round(now, 1), "vehicle_id": vehicle_id, "mode_was": drone.mode, "order": px4.AUTO_RTL}
             with self.lock:
                 self.pilot_orders.append(order)
             self.mode_clients[vehicle_id].call_async(self._SetMode.Request(base_mode=0, custom_mode=px4.AUTO_RTL))

@@ -58,6 +58,8 @@ class DroneSeen:
     phase: int
     armed: bool
     incident_id: str = ""
+    mission_id: str = ""
+    mode: str = ""                  # the autopilot's mode; empty while the bridge hears no autopilot
 
 
 def fault_plan(calls_end_s: float, period_s: float, first_s: float, seed: int,
