@@ -134,6 +134,13 @@ class InProcessGraph:
         self.bridges[vehicle_id] = bridge
         return bridge
 
+    def stop_bridge(self, vehicle_id: str):
+        """A drone's bridge dies and nothing replaces it: its status stops, as if never discovered."""
+        bridge = self.bridges.pop(vehicle_id)
+        self.executor.remove_node(bridge)
+        self.nodes.remove(bridge)
+        bridge.destroy_node()
+
     def vehicle(self, vehicle_id: str):
         return next(v for v in self.sim.vehicles if v.vehicle_id == vehicle_id)
 

@@ -278,6 +278,27 @@ def test_a_dispatcher_restarted_while_the_drone_flies_home_from_the_scene_sends_
     graph.spin_until(none_sent, 60, "15 s of sim time after the landing")
 
 
+def test_a_restarted_dispatcher_waits_to_hear_from_the_drone_an_earlier_one_sent(graph_factory):
+    """Found by the soak: a dispatcher restarted at 5 x had not yet discovered every bridge when status_timeout_s
+    of sim time (a second of wall time) ran out, and sent a third drone to an incident whose relief was on
+    scene. The incident an earlier dispatcher sent a drone to is held until that drone is heard from, for
+    mission_lost_after_s on both clocks at most; here its bridge never answers, so another drone then goes."""
+    import time
+    graph, answer, first, bridge = a_drone_in_transit(graph_factory, "CAD-RESTART-UNHEARD")
+    mission = bridge.sequencer.spec.mission_id
+    graph.stop_bridge(first.vehicle_id)
+    dispatch = graph.restart_dispatch()
+    started = (graph.sim.sim_now, time.monotonic())
+    held = f"waiting to hear from {first.vehicle_id}, sent as {mission} before this dispatcher started"
+    graph.spin_until(lambda: dispatch.queue_reasons.get(answer.incident_id) == held, 30, "the incident held")
+    assert answer.incident_id not in dispatch.assignments
+
+    other = another_mission_for(graph, answer.incident_id, mission, 60)
+    lost_after = dispatch.params.mission_lost_after_s
+    assert graph.sim.sim_now - started[0] >= lost_after and time.monotonic() - started[1] >= lost_after
+    assert other.vehicle_id != first.vehicle_id and not other.adopted
+
+
 def test_a_bridge_that_dies_mid_mission_leaves_a_safe_drone_and_its_incident_gets_another(graph_factory):
     """The bridge of a drone in transit dies and restarts: the autopilot, its setpoints gone, falls back on
     its own failsafe; the new bridge flies no mission it does not know; dispatch sends another drone."""

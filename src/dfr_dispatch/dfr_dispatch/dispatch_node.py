@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from dataclasses import dataclass
 
 from action_msgs.msg import GoalStatus
@@ -123,7 +124,8 @@ class DispatchNode(LeanNode):
             Param("goal_response_timeout_s", 5.0, "time for a bridge to accept or refuse a mission", 1.0, 60.0),
             Param("mission_lost_after_s", 10.0, "a mission its bridge accepted and whose drone's status has shown "
                   "another or none for this long is lost (the bridge restarted): its incident goes back in the "
-                  "queue", 2.0, 600.0),
+                  "queue; and how long a restarted dispatcher holds an incident an earlier one sent a drone to, "
+                  "until it hears from that drone (on both sim and wall clocks)", 2.0, 600.0),
             Param("record_file", "", "SQLite file of the incidents a drone has attended and the missions sent, "
                   "read again on a restart so that no incident is flown twice and no mission id is reused; "
                   "empty: kept in memory only"),
@@ -160,7 +162,7 @@ class DispatchNode(LeanNode):
         self.superseded: dict[str, Assignment] = {}     # incident -> a late drone's mission, still flying
         self.relief_pending: dict[str, Assignment] = {}  # incident -> the mission on scene a relief will take over
         self._sent_missions: set[str] = set()            # every mission this dispatcher sent, ended or not
-        self._listening_since_s: float | None = None      # its first decision round, on its clock
+        self._listening_since: tuple[float, float] | None = None  # its first decision round: its clock, steady
         self._rule_refusals: set[tuple[str, str]] = set()   # (incident, rule) whose refusal is published
 
         self.create_subscription(Incident, "incidents", self._on_incident,
@@ -367,10 +369,24 @@ class DispatchNode(LeanNode):
     def _heard_the_fleet(self, now: float) -> bool:
         """Before its first decision a dispatcher listens until every drone has reported, or status_timeout_s:
         restarted, it must hear of a drone already flying to an incident before it sends another there."""
-        if self._listening_since_s is None:
-            self._listening_since_s = now
-        return len(self.statuses) == len(self.fleet.vehicles) or \
-            now - self._listening_since_s >= self.params.status_timeout_s
+        if self._listening_since is None:
+            self._listening_since = (now, time.monotonic())
+        return len(self.statuses) == len(self.fleet.vehicles) or self._listened_for(now, self.params.status_timeout_s)
+
+    def _listened_for(self, now: float, seconds: float) -> bool:
+        """Both clocks must have run: finding the bridges (DDS discovery) takes wall time, however fast sim
+        time goes; in a simulation at 5 x, 5 s of sim time passed before a restarted dispatcher heard them all."""
+        ros_since, steady_since = self._listening_since
+        return now - ros_since >= seconds and time.monotonic() - steady_since >= seconds
+
+    def _unheard_earlier_drone(self, incident_id: str, now: float) -> str:
+        """Why an incident an earlier dispatcher sent a drone to waits (empty if it does not): that drone may be
+        on it still, and only its status can say. Waited for up to mission_lost_after_s."""
+        if self._listened_for(now, self.params.mission_lost_after_s):
+            return ""
+        unheard = [(m, v) for m, v in self.record.earlier_missions.get(incident_id, ()) if v not in self.statuses]
+        return "" if not unheard else (f"waiting to hear from {unheard[-1][1]}, sent as {unheard[-1][0]} "
+                                       "before this dispatcher started")
 
     def _decide(self):
         now = self._now()
@@ -386,7 +402,12 @@ class DispatchNode(LeanNode):
         """Every waiting incident against every idle drone, by the configured policy (dfr_dispatch.policies)."""
         waiting = []
         for incident in self._waiting():
-            if math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude):
+            held_for = self._unheard_earlier_drone(incident.incident_id, now)
+            if held_for:
+                if self.queue_reasons.get(incident.incident_id) != held_for:
+                    self.get_logger().info(f"{incident.incident_id} held: {held_for}")
+                self.queue_reasons[incident.incident_id] = held_for
+            elif math.isfinite(incident.location.latitude) and math.isfinite(incident.location.longitude):
                 waiting.append(incident)
             else:
                 self.queue_reasons[incident.incident_id] = "the incident has no usable location"

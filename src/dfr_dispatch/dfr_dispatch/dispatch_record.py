@@ -59,6 +59,9 @@ class DispatchRecord(DurableSqliteFile):
         self._failed: str | None = None
         self._incidents: dict[str, tuple[str, str, float]] = {}
         self.missions_sent = 0
+        # Incident -> [(mission, vehicle)] numbered before this process opened the record: a restarted
+        # dispatcher holds such an incident until it has heard whether that drone is still on it.
+        self.earlier_missions: dict[str, list[tuple[str, str]]] = {}
         if self.path is None:
             return
         if not self.path.exists():
@@ -74,6 +77,9 @@ class DispatchRecord(DurableSqliteFile):
             self._incidents = {row[0]: tuple(row[1:]) for row in
                                self._conn.execute("SELECT incident_id, vehicle_id, mission_id, time_s FROM attended")}
             self.missions_sent = self._conn.execute("SELECT coalesce(max(number), 0) FROM missions").fetchone()[0]
+            for mission_id, incident_id, vehicle_id in self._conn.execute(
+                    "SELECT mission_id, incident_id, vehicle_id FROM missions ORDER BY number"):
+                self.earlier_missions.setdefault(incident_id, []).append((mission_id, vehicle_id))
         except sqlite3.Error as err:
             self.close()
             raise self._error("cannot be read as a dispatch record", err) from err

@@ -59,6 +59,9 @@ def test_mission_numbers_go_on_across_a_restart(tmp_path):
     with DispatchRecord(path) as again:
         assert again.missions_sent == 2
         assert again.add_mission("INC-000001", "uav1", 30.0) == "M00003-INC-000001-uav1"
+        # What the earlier process sent, by incident; not what this one sends.
+        assert again.earlier_missions == {"INC-000001": [("M00001-INC-000001-uav1", "uav1"),
+                                                         ("M00002-INC-000001-uav2", "uav2")]}
 
 
 def test_a_failed_write_still_gives_the_id_to_fly_under(tmp_path):
