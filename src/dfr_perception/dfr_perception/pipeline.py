@@ -156,6 +156,8 @@ class TargetKeeperConfig:
                                                  "takes over its identity", 1.0, 500.0)
     reacquire_within_s: float = documented(15.0, "how long after losing a target a new track may take it over",
                                            0.0, 600.0)
+    turned_back_min_m: float = documented(5.0, "a track taking over a lost target this far behind where it was "
+                                               "last seen (against its heading) means it turned back", 0.0, 100.0)
     handover_radius_m: float = documented(30.0, "a relief drone takes as its target the track this close to "
                                                 "where the relieved drone's target should be now", 1.0, 500.0)
     min_age_s: float = documented(0.5, "a track must be this old to be chosen from the incident's description",
@@ -272,9 +274,8 @@ class TargetKeeper:
         if taking_over:
             # The target is out of sight for a moment: only a track where it should be now may replace it,
             # not the next best match anywhere in view (a false track ahead would lead the camera away).
-            where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
             candidates = [c for c in candidates
-                          if float(np.hypot(*(np.asarray(c.position_xy) - where))) <= self.config.reacquire_radius_m
+                          if self._off_its_way_m(np.asarray(c.position_xy), stamp_s) <= self.config.reacquire_radius_m
                           and self._like_target(by_id[int(c.track_id)])]
         if not candidates:
             return
@@ -295,7 +296,7 @@ class TargetKeeper:
                           f"{self.target_id}")
         self._take(int(chosen), "incident", reason, events)
         if taking_over:
-            self._carry_velocity(int(chosen))
+            self._carry_velocity(by_id[int(chosen)])
 
     def _target_class(self) -> str | None:
         """The class the target is kept as: the one the incident names, else the one it was last seen as."""
@@ -316,11 +317,20 @@ class TargetKeeper:
         return class_membership(track.ground_size_m, speed, self.selection)[wanted] >= \
             self.selection.min_class_membership
 
-    def _carry_velocity(self, track_id: int) -> None:
-        """track_id takes over the target as last seen: it reports that velocity for a while."""
+    def _carry_velocity(self, track: GroundTrack) -> None:
+        """The track taking over the target as last seen reports its speed for a while (its own starts from
+        rest). Its heading is the last one, unless the new track lies behind where the target was: then the
+        rider turned back, and the way from there to the new track is the better guess."""
         velocity = self.last.velocity_xy if self.last is not None else None
-        self._carried = (track_id, np.asarray(velocity, float)) if velocity is not None and \
-            np.isfinite(velocity).all() else None
+        if velocity is None or not np.isfinite(velocity).all():
+            self._carried = None
+            return
+        velocity = np.asarray(velocity, float)
+        moved = track.position_xy - self.last.position_xy
+        distance = float(np.hypot(*moved))
+        if distance >= self.config.turned_back_min_m and float(np.dot(moved, velocity)) < 0.0:
+            velocity = moved / distance * float(np.hypot(*velocity))
+        self._carried = (track.track_id, velocity)
 
     def _with_carried_velocity(self, track: GroundTrack, stamp_s: float) -> GroundTrack:
         if self._carried is None or self._carried[0] != track.track_id:
@@ -363,8 +373,23 @@ class TargetKeeper:
         if not self._recently_seen(stamp_s):
             return
         where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
-        match = self._nearest(where, [t for t in tracks if self._like_target(t)], self.config.reacquire_radius_m)
-        if match is not None:
+        near = [(self._off_its_way_m(t.position_xy, stamp_s), float(np.hypot(*(t.position_xy - where))), t)
+                for t in tracks if t.state != "lost" and t.placed and t.track_id != self.target_id
+                and self._like_target(t)]
+        near = [n for n in near if n[0] <= self.config.reacquire_radius_m]
+        if near:
+            match = min(near, key=lambda n: n[:2])[2]
             events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
             self.target_id = match.track_id
-            self._carry_velocity(match.track_id)
+            self._carry_velocity(match)
+
+    def _off_its_way_m(self, position_xy: np.ndarray, stamp_s: float) -> float:
+        """How far a track is from the way a lost target may have gone since it was last seen: anywhere from
+        where it was (it stopped, or turned back) to where its last velocity takes it by now. A point
+        predicted along the last velocity alone lost every rider who turned back at the end of a street."""
+        start = np.asarray(self.last.position_xy, float)
+        end = self._predicted(start, self.last.velocity_xy, self.last_seen_s, stamp_s)
+        way = end - start
+        length2 = float(np.dot(way, way))
+        along = 0.0 if length2 < 1e-9 else min(1.0, max(0.0, float(np.dot(position_xy - start, way)) / length2))
+        return float(np.hypot(*(position_xy - (start + along * way))))

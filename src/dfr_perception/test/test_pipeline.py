@@ -119,6 +119,23 @@ def test_a_track_that_takes_over_a_lost_target_carries_its_velocity_until_it_has
     assert np.allclose(state.track.velocity_xy, (6.5, 0.0))
 
 
+def test_a_rider_who_turned_back_is_taken_over_behind_where_he_was_and_carries_his_new_heading():
+    """Found in the evening peak's chase: a rider lost at the end of a street and seen again coming back was
+    not where his last velocity put him, so no new track could take him over, and the search ran on."""
+    k = keeper(min_age_s=0.0, reacquire_radius_m=25.0, carry_velocity_s=1.0)
+    run(k, [[track(1, 0, 0, vx=10.0)]] * 3)
+    k.update(0.6, [track(1, 6, 0, vx=10.0, state="lost")])
+    # 2 s on, the last velocity puts him at x = 26; he is at x = -8, coming back.
+    state = k.update(2.6, [track(9, -8.0, 0.0, vx=0.0)])
+    assert state.state == "tracking" and k.target_id == 9
+    assert state.track.velocity_xy == pytest.approx((-10.0, 0.0))
+    # A track well off the way he may have gone is not him.
+    k2 = keeper(min_age_s=0.0, reacquire_radius_m=25.0)
+    run(k2, [[track(1, 0, 0, vx=10.0)]] * 3)
+    k2.update(0.6, [track(1, 6, 0, vx=10.0, state="lost")])
+    assert k2.update(2.6, [track(9, 10.0, 40.0)]).state == "lost"
+
+
 def test_a_relief_takes_the_track_where_the_relieved_drones_target_should_be():
     k = keeper(min_age_s=0.0)
     k.handover((100.0, 0.0), (0.0, 8.0), stamp_s=0.0, from_vehicle="uav4")
