@@ -69,6 +69,10 @@ class FollowConfig:
               "to a few pixels, mixes in roofs and skyline, and geolocates badly", 0.0, 90.0)
     slow_target_speed_m_s: float = documented(
         1.0, "below this the drone stays on its current side of the target; behind it from twice this", 0.0, 20.0)
+    side_turn_rate_deg_s: float = documented(
+        45.0, "fastest the stand-off swings round the target: a rider who turns back is kept in view from the "
+              "drone's side and circled round to, not overflown to reach his new 'behind' (0: no limit)",
+        0.0, 3600.0)
     observation_timeout_s: float = documented(1.5, "unseen this long, the target is searched for", 0.0, 60.0)
     search_time_s: float = documented(10.0, "how long to search along the last velocity before the target is lost",
                                       0.0, 600.0)
@@ -86,6 +90,7 @@ class FollowConfig:
     def __post_init__(self):
         for name in ("standoff_m", "standoff_bearing_rad", "height_m", "floor_m", "ceiling_m", "max_speed_m_s",
                      "lead_time_s", "camera_lead_s", "min_depression_deg", "slow_target_speed_m_s",
+                     "side_turn_rate_deg_s",
                      "observation_timeout_s", "search_time_s", "search_speed_m_s", "lost_orbit_radius_m",
                      "lost_orbit_speed_m_s", "handover_timeout_s", "no_fly_buffer_m", "area_margin_m",
                      "max_step_gap_s"):
@@ -215,6 +220,7 @@ class FollowController:
         self._setpoint: np.ndarray | None = None       # last horizontal setpoint
         self._setpoint_time: float | None = None
         self._side: np.ndarray | None = None           # unit vector from the target to the stand-off
+        self._side_stamp: float | None = None          # when it was last worked out
         self._search_start: float | None = None
         self._lost_since: float | None = None
         self._orbit_angle0 = 0.0
@@ -350,6 +356,7 @@ class FollowController:
             side = _unit(weight * behind + (1.0 - weight) * (current if current is not None else behind))
         if side is None:
             side = current if current is not None else np.array([-1.0, 0.0])
+        side = self._swung_towards(side, now)
         self._side = side
         desired = target_led + cfg.standoff_m * side
 
@@ -365,6 +372,17 @@ class FollowController:
         reason = f"{what}: {cfg.standoff_m:.0f} m {place} it, {speed:.1f} m/s"
         speed_limit = min(cfg.search_speed_m_s, cfg.max_speed_m_s) if searching else cfg.max_speed_m_s
         return self._command(now, drone, heading, desired, velocity, look_at, reason, events, speed_limit)
+
+    def _swung_towards(self, wanted: np.ndarray, now: float) -> np.ndarray:
+        """The stand-off's side, turned from the last one towards `wanted` at side_turn_rate_deg_s at most."""
+        previous, last = self._side, self._side_stamp
+        self._side_stamp = now
+        rate = math.radians(self.config.side_turn_rate_deg_s)
+        if previous is None or last is None or rate <= 0.0:
+            return wanted
+        angle = math.atan2(previous[0] * wanted[1] - previous[1] * wanted[0], float(np.dot(previous, wanted)))
+        step = rate * max(0.0, now - last)
+        return wanted if abs(angle) <= step else _rotate(previous, math.copysign(step, angle))
 
     def _orbit(self, now, drone, heading, events) -> FollowCommand:
         cfg = self.config

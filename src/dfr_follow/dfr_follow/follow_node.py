@@ -69,6 +69,8 @@ class FollowNode(LeanNode):
             Param("max_speed_m_s", defaults.max_speed_m_s, "fastest the setpoint moves", 0.1, 50.0),
             Param("lead_time_s", defaults.lead_time_s, "stand-off kept from where the target will be this soon",
                   0.0, 10.0),
+            Param("side_turn_rate_deg_s", defaults.side_turn_rate_deg_s, "fastest the stand-off swings round the "
+                  "target (0: no limit)", 0.0, 3600.0),
             Param("search_time_s", defaults.search_time_s, "search along the last velocity for this long, then "
                   "report the target lost", 0.0, 600.0),
             Param("search_speed_m_s", defaults.search_speed_m_s, "fastest the drone flies while searching",
@@ -84,7 +86,8 @@ class FollowNode(LeanNode):
         self.config = FollowConfig(standoff_m=p.standoff_m, height_m=p.height_m, floor_m=p.floor_m,
                                    ceiling_m=p.ceiling_m, max_speed_m_s=p.max_speed_m_s, lead_time_s=p.lead_time_s,
                                    search_time_s=p.search_time_s, search_speed_m_s=p.search_speed_m_s,
-                                   no_fly_buffer_m=p.no_fly_buffer_m, min_depression_deg=p.min_depression_deg)
+                                   no_fly_buffer_m=p.no_fly_buffer_m, min_depression_deg=p.min_depression_deg,
+                                   side_turn_rate_deg_s=p.side_turn_rate_deg_s)
         self.permitted = None
         if p.permitted_area_file:
             self.permitted = unary_union([a.geometry for a in load_areas(p.permitted_area_file)])

@@ -125,6 +125,32 @@ def test_slow_target_is_watched_from_the_drones_side():
     assert "side" in command.reason
 
 
+def test_a_target_that_turns_back_is_circled_round_to_not_overflown():
+    """Behind a rider who turns back is on the far side of him: the stand-off swings round at
+    side_turn_rate_deg_s, so the drone keeps its distance and its view instead of crossing over him."""
+    config = FollowConfig(standoff_m=25.0, lead_time_s=0.0, side_turn_rate_deg_s=45.0)
+    controller = FollowController(config)
+    drone = PointMassDrone((-25.0, 0.0, 40.0))
+
+    def out_and_back(t):
+        return straight(t, 8.0) if t < 20.0 else straight(t - 20.0, 8.0, math.pi, start=(160.0, 0.0))
+    commands, positions = run(controller, drone, out_and_back, 35.0)
+    after = [(k * DT, c) for k, c in enumerate(commands) if k * DT >= 20.0]
+    ranges = [np.hypot(*(c.setpoint_enu[:2] - out_and_back(t)[0])) for t, c in after]
+    assert min(ranges) > 20.0          # never over him (the setpoint itself moves at 15 m/s at most)
+    # Half way round after 2 s (45 degrees a second): beside him; behind him again once round.
+    t, command = next((t, c) for t, c in after if t >= 22.0)
+    beside = command.setpoint_enu[:2] - out_and_back(t)[0]
+    assert abs(abs(math.atan2(beside[1], beside[0])) - math.pi / 2) < math.radians(30.0)
+    assert after[-1][1].setpoint_enu[:2] == pytest.approx(out_and_back(after[-1][0])[0] + (25.0, 0.0), abs=0.5)
+    # With no limit, the stand-off jumps to the far side at once: the drone's way there crosses the rider.
+    jump = FollowController(FollowConfig(standoff_m=25.0, lead_time_s=0.0, side_turn_rate_deg_s=0.0))
+    drone = PointMassDrone((-25.0, 0.0, 40.0))
+    commands, _ = run(jump, drone, out_and_back, 35.0)
+    assert min(np.hypot(*(c.setpoint_enu[:2] - out_and_back(k * DT)[0])) for k, c in enumerate(commands)
+               if k * DT >= 20.0) < 10.0
+
+
 def test_standoff_bearing_puts_the_drone_beside_the_target():
     config = FollowConfig(standoff_m=30.0, standoff_bearing_rad=math.pi / 2, lead_time_s=0.0)
     controller = FollowController(config)
