@@ -241,7 +241,8 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
                                                                      np.array([target.track.box]))[0, 0]) >= 0.1)
         if trace is not None:
             trace.append(_trace_record(t, drone, truth.get(bike.id) if bike is not None else None,
-                                       pipeline.last_detections, live, target, command))
+                                       pipeline.last_detections, live, target, command,
+                                       bike.position[:2] if bike is not None else None))
         if command.state is FollowState.ACQUIRING:
             # No target yet: the follow node sends nothing, and the bridge's on-scene orbit keeps the camera
             # on the incident; here the drone holds and looks at it.
@@ -266,8 +267,9 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
     }
 
 
-def _trace_record(t: float, drone, suspect_truth, detections, live, target, command) -> dict:
+def _trace_record(t: float, drone, suspect_truth, detections, live, target, command, suspect_xy=None) -> dict:
     record = {"t": round(t, 2), "drone": [round(float(v), 1) for v in drone.position],
+              "suspect_xy": None if suspect_xy is None else [round(float(v), 1) for v in suspect_xy],
               "gimbal": [round(drone.pitch, 1), round(drone.yaw, 1)], "suspect_box": None,
               "suspect_detected": False, "suspect_track": None, "target": target.state,
               "target_track": target.track.track_id if target.track is not None else None,
