@@ -348,6 +348,10 @@ BENCHMARKS = {
     "perception_chase_after_arrival": lambda: bench_perception_chase(
         seeds=(1, 2, 3, 4), scenario="tests/fixtures/scenario_evening_short.yaml",
         fleet="tests/fixtures/fleet_two_bases.yaml", arrival_s=60.0),
+    # As in make demo: the evening peak's rider on his Upper Street loop, turning back at each end; the drone
+    # on scene 100 s after he set off.
+    "perception_chase_evening_peak": lambda: bench_perception_chase(
+        duration_s=200.0, scenario="config/scenarios/islington_evening_peak.yaml", arrival_s=100.0),
 }
 
 
