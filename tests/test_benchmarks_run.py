@@ -32,4 +32,4 @@ def test_every_benchmark_runs_on_a_tiny_size(bench):
                                      "dispatch_routes_london", "perception_detector_640x480",
                                      "perception_detector_1280x720", "perception_detector_1280x720_full",
                                      "perception_tracker_20_tracks", "perception_chase",
-                                     "perception_chase_after_arrival"}
+                                     "perception_chase_after_arrival", "perception_chase_evening_peak"}

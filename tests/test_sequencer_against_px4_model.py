@@ -322,6 +322,32 @@ def test_a_battery_failsafe_is_told_apart_from_a_pilot_takeover():
     assert seq.setpoint is None
 
 
+def test_a_failsafe_message_arriving_after_the_mode_still_tells_a_failsafe_from_the_pilot():
+    """MAVROS publishes State and StatusText on separate topics: the new mode may reach the bridge before
+    the message that explains it (seen in CI as a GPS-loss failsafe recorded as a pilot takeover)."""
+    link = fly()
+    seq = link.sequencer
+    link.run_until_transit_in_offboard()
+    t = link.telemetry
+    t.mode, t.now_s = px4.ALTCTL, link.now                  # the mode first
+    seq.update(t)
+    assert not seq.done and seq.setpoint is None             # yielded at once; whose the drone is, not yet said
+    seq.note_autopilot_message("Failsafe: no global position, altitude control", link.now + 0.3)
+    t.now_s = link.now + 0.4
+    seq.update(t)
+    assert seq.outcome == Outcome.AUTOPILOT_FAILSAFE and "no global position" in seq.reason, seq.reason
+    # With no message within failsafe_message_wait_s, the mode is the pilot's.
+    link = fly()
+    seq = link.sequencer
+    link.run_until_transit_in_offboard()
+    t = link.telemetry
+    t.mode, t.now_s = px4.ALTCTL, link.now
+    seq.update(t)
+    t.now_s = link.now + seq.config.failsafe_message_wait_s
+    seq.update(t)
+    assert seq.outcome == Outcome.PILOT_TAKEOVER, seq.reason
+
+
 def test_losing_the_position_in_flight_hands_over_to_return_to_launch():
     link = fly()
     seq = link.sequencer

@@ -88,6 +88,8 @@ class SequencerConfig:
     land_timeout_s: float = 180.0
     max_altitude_m: float = 120.0
     failsafe_message_window_s: float = 5.0  # how recent a failsafe message must be to explain a mode change
+    failsafe_message_wait_s: float = 1.0    # a mode change not yet explained waits this long for the autopilot's
+    #                                         message (MAVROS publishes State and StatusText apart, in either order)
     follower: FollowerConfig = field(default_factory=FollowerConfig)
     transit_mode: str = "offboard"          # "offboard": stream the route; "mission": push it as a PX4 mission
     mission_acceptance_radius_m: float = 5.0
@@ -239,6 +241,7 @@ class MissionSequencer:
         self._started = False
         self._requests: list[Request] = []
         self._autopilot_message = ("", -math.inf)
+        self._unexplained_mode_since_s: float | None = None  # flying in a mode not asked for, no reason heard yet
         self._failure = ""                          # why the bridge gave up, while PX4 takes over
         self._t = Telemetry(now_s=0.0)
         self._reserve_reason = ""
@@ -806,6 +809,7 @@ class MissionSequencer:
     def _yielded_to_autopilot(self, t: Telemetry) -> bool:
         """Flying in a mode the bridge did not ask for: the pilot or a failsafe has control. Yield."""
         if self.phase == Phase.PREFLIGHT or not t.armed or not t.mode or t.mode in self._allowed_modes:
+            self._unexplained_mode_since_s = None
             return False
         self.setpoint = None
         gap, gap_end = self._link_gap
@@ -819,7 +823,12 @@ class MissionSequencer:
                 word in text.lower() for word in _FAILSAFE_WORDS):
             self._finish(Outcome.AUTOPILOT_FAILSAFE, f"the autopilot switched to {t.mode} on a failsafe "
                          f"({text}): PX4 has control")
-        else:
+            return True
+        # Yielded already (no setpoint); whose the drone is, the pilot's or a failsafe's, waits for the message
+        # the autopilot may send just after its mode.
+        if self._unexplained_mode_since_s is None:
+            self._unexplained_mode_since_s = t.now_s
+        if t.now_s - self._unexplained_mode_since_s >= self.config.failsafe_message_wait_s:
             self._finish(Outcome.PILOT_TAKEOVER, f"the autopilot switched to {t.mode}, which the bridge did "
                          "not ask for: the pilot has control")
         return True
