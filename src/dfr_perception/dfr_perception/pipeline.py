@@ -349,16 +349,19 @@ class TargetKeeper:
         v = velocity if np.isfinite(velocity).all() else np.zeros(2)
         return position + v * max(0.0, now_s - since_s)
 
-    def _nearest(self, where: np.ndarray, tracks: list[GroundTrack], radius: float) -> GroundTrack | None:
-        near = [(float(np.hypot(*(t.position_xy - where))), t) for t in tracks
+    def _nearest(self, tracks: list[GroundTrack], distance, radius: float) -> GroundTrack | None:
+        """The live, placed track other than the target whose `distance(track)` (a tuple, compared in order)
+        is least, its first element within `radius`."""
+        near = [(distance(t), t) for t in tracks
                 if t.state != "lost" and t.placed and t.track_id != self.target_id]
-        near = [(d, t) for d, t in near if d <= radius]
+        near = [(d, t) for d, t in near if d[0] <= radius]
         return min(near, key=lambda x: x[0])[1] if near else None
 
     def _take_handover(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
         position, velocity, since, vehicle = self._handover
         where = self._predicted(position, velocity, since, stamp_s)
-        match = self._nearest(where, tracks, self.config.handover_radius_m)
+        match = self._nearest(tracks, lambda t: (float(np.hypot(*(t.position_xy - where))),),
+                              self.config.handover_radius_m)
         if match is not None:
             self._handover = None
             self._take(match.track_id, f"handover:{vehicle}",
@@ -373,12 +376,12 @@ class TargetKeeper:
         if not self._recently_seen(stamp_s):
             return
         where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
-        near = [(self._off_its_way_m(t.position_xy, stamp_s), float(np.hypot(*(t.position_xy - where))), t)
-                for t in tracks if t.state != "lost" and t.placed and t.track_id != self.target_id
-                and self._like_target(t)]
-        near = [n for n in near if n[0] <= self.config.reacquire_radius_m]
-        if near:
-            match = min(near, key=lambda n: n[:2])[2]
+        # On the way it may have gone; of two there, the one nearer where its last velocity puts it.
+        match = self._nearest([t for t in tracks if self._like_target(t)],
+                              lambda t: (self._off_its_way_m(t.position_xy, stamp_s),
+                                         float(np.hypot(*(t.position_xy - where)))),
+                              self.config.reacquire_radius_m)
+        if match is not None:
             events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
             self.target_id = match.track_id
             self._carry_velocity(match)
