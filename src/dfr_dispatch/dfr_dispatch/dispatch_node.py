@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
@@ -69,12 +69,20 @@ class Assignment:
     mission_id: str
     sent_s: float
     goal_handle: object = None
+    sent_steady_s: float = field(default_factory=time.monotonic)   # when it was sent, on the steady clock
     expired: bool = False      # the bridge did not answer in time; a late acceptance is canceled
     route: tuple = ()          # (latitude, longitude, altitude above home) from the base, for the map
     due_s: float = float("inf")  # when dispatch expects it on scene
     on_scene_s: float | None = None   # when its status first showed it on scene
     adopted: bool = False      # flying when this dispatcher started (it restarted): known from status alone
     elsewhere_s: float | None = None   # since when the drone's status, accepted the mission, shows another or none
+
+
+def _both_clocks_past(now: float, since: tuple[float, float], seconds: float) -> bool:
+    """`seconds` gone by since `since` (ROS time, steady time) on both clocks. A wait on the network (DDS
+    discovery, a bridge's answer) takes wall time however fast sim time goes: at 10 x, 5 s of sim time is
+    half a wall second, and in CI a bridge answered a goal after the dispatcher had given it up."""
+    return now - since[0] >= seconds and time.monotonic() - since[1] >= seconds
 
 
 def flies_home_as_planned(msg: VehicleStatus, assignment: Assignment) -> bool:
@@ -121,7 +129,8 @@ class DispatchNode(LeanNode):
             Param("decision_period_s", 1.0, "how often open incidents are matched to drones", 0.1, 30.0),
             Param("status_timeout_s", 5.0, "VehicleStatus age after which a vehicle is not counted on",
                   1.0, 60.0),
-            Param("goal_response_timeout_s", 5.0, "time for a bridge to accept or refuse a mission", 1.0, 60.0),
+            Param("goal_response_timeout_s", 5.0, "time for a bridge to accept or refuse a mission (on both the sim "
+                  "and the wall clock)", 1.0, 60.0),
             Param("mission_lost_after_s", 10.0, "a mission its bridge accepted and whose drone's status has shown "
                   "another or none for this long is lost (the bridge restarted): its incident goes back in the "
                   "queue; and how long a restarted dispatcher holds an incident an earlier one sent a drone to, "
@@ -367,17 +376,17 @@ class DispatchNode(LeanNode):
                                               if i.calls else 0.0))
 
     def _heard_the_fleet(self, now: float) -> bool:
-        """Before its first decision a dispatcher listens until every drone has reported, or status_timeout_s:
-        restarted, it must hear of a drone already flying to an incident before it sends another there."""
+        """Before its first decision a dispatcher listens until every drone has reported with a live link to its
+        autopilot, or status_timeout_s: restarted, it must hear of a drone already flying to an incident before
+        it sends another there; started with the graph, it would send a far drone while a near one's bridge
+        waits for its first MAVROS State."""
         if self._listening_since is None:
             self._listening_since = (now, time.monotonic())
-        return len(self.statuses) == len(self.fleet.vehicles) or self._listened_for(now, self.params.status_timeout_s)
+        heard = len(self.statuses) == len(self.fleet.vehicles) and all(s.connected for s in self.statuses.values())
+        return heard or self._listened_for(now, self.params.status_timeout_s)
 
     def _listened_for(self, now: float, seconds: float) -> bool:
-        """Both clocks must have run: finding the bridges (DDS discovery) takes wall time, however fast sim
-        time goes; in a simulation at 5 x, 5 s of sim time passed before a restarted dispatcher heard them all."""
-        ros_since, steady_since = self._listening_since
-        return now - ros_since >= seconds and time.monotonic() - steady_since >= seconds
+        return _both_clocks_past(now, self._listening_since, seconds)
 
     def _unheard_earlier_drone(self, incident_id: str, now: float) -> str:
         """Why an incident an earlier dispatcher sent a drone to waits (empty if it does not): that drone may be
@@ -582,8 +591,8 @@ class DispatchNode(LeanNode):
 
     def _expire_unanswered(self, now: float):
         for incident_id, assignment in list(self.assignments.items()):
-            if assignment.goal_handle is None and not assignment.adopted \
-                    and now - assignment.sent_s > self.params.goal_response_timeout_s:
+            if assignment.goal_handle is None and not assignment.adopted and _both_clocks_past(
+                    now, (assignment.sent_s, assignment.sent_steady_s), self.params.goal_response_timeout_s):
                 assignment.expired = True
                 self.get_logger().warning(f"{assignment.vehicle_id} did not answer {assignment.mission_id} within "
                                           f"{self.params.goal_response_timeout_s:.0f} s; {incident_id} goes back "
