@@ -47,6 +47,7 @@ class IncidentEntry:
 class _VehicleTrack:
     phase: int = PHASE_IDLE
     armed: bool = False
+    in_flight: bool = False        # left the ground armed, not disarmed since
     incident_id: str = ""
     flights: int = 0
     flights_without_incident: int = 0
@@ -64,17 +65,22 @@ class RunRecord:
         self.incidents[entry.incident_id] = entry
 
     def on_vehicle(self, now_s: float, vehicle_id: str, phase: int, armed: bool, incident_id: str,
-                   connected: bool = True) -> None:
-        """A bridge's status. One without a live link (a bridge just started, a dropped MAVROS link) says
-        nothing of whether the drone is armed: it is not counted, or a flight would be counted again, without
-        its incident, when the link returns."""
+                   connected: bool = True, on_ground: bool = False) -> None:
+        """A bridge's status. A flight is counted, with the incident its status shows, when the drone leaves
+        the ground armed: one armed on its dock that never lifts off (a mission canceled while its arm request
+        was on its way; PX4 disarms it again) flew nowhere. A status without a live link (a bridge just
+        started, a dropped MAVROS link) says nothing of whether the drone is armed: it is not counted, or a
+        flight would be counted again, without its incident, when the link returns."""
         track = self.vehicles.setdefault(vehicle_id, _VehicleTrack())
         if not connected:
             return
-        if armed and not track.armed:
+        if armed and not on_ground and not track.in_flight:
+            track.in_flight = True
             track.flights += 1
             if not incident_id:
                 track.flights_without_incident += 1
+        if not armed:
+            track.in_flight = False
         track.phase, track.armed, track.incident_id = phase, armed, incident_id
         entry = self.incidents.get(incident_id)
         if phase == PHASE_ON_SCENE and entry is not None and entry.on_scene_s is None:

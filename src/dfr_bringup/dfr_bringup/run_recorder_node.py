@@ -27,6 +27,7 @@ from dfr_bringup.run_record import (
     RunRecord,
     response_lower_bound_s,
 )
+from dfr_common import px4
 from dfr_common.camera_geometry import gimbal_to_world_rotation
 from dfr_common.config_file import load_yaml
 from dfr_common.fleet import load_fleet
@@ -191,7 +192,8 @@ class RunRecorderNode(LeanNode):
 
     def _on_status(self, msg: VehicleStatus):
         stamp = to_seconds(msg.header.stamp)
-        self.record.on_vehicle(stamp, msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id, msg.connected)
+        self.record.on_vehicle(stamp, msg.vehicle_id, msg.phase.value, msg.armed, msg.incident_id, msg.connected,
+                               on_ground=msg.landed_state == px4.LANDED_STATE_ON_GROUND)
         self._truth.want(any(track.phase in WATCHING_PHASES and track.incident_id in self.chase_incidents
                              for track in self.record.vehicles.values()))
         if msg.armed:

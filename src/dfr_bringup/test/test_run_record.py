@@ -4,7 +4,7 @@ from dfr_bringup.run_record import PHASE_IDLE, RunRecord
 TRANSIT = 3
 
 
-def test_a_flight_is_counted_at_arming_with_its_incident():
+def test_a_flight_is_counted_when_the_drone_leaves_the_ground_armed_with_its_incident():
     record = RunRecord()
     record.on_vehicle(1.0, "uav1", PHASE_IDLE, False, "")
     record.on_vehicle(2.0, "uav1", 1, True, "INC-000001")
@@ -23,3 +23,19 @@ def test_a_status_without_a_link_counts_no_new_flight_when_the_link_returns():
     record.on_vehicle(51.0, "uav1", PHASE_IDLE, True, "")
     assert record.metrics()["flights"] == 1 and record.metrics()["flights_without_incident"] == 0
     assert record.airborne() == 1
+
+
+def test_a_drone_armed_on_its_dock_that_never_lifts_off_is_no_flight():
+    """Seen in CI: a mission canceled while its arm request was on its way left the drone armed on its dock,
+    its mission gone, until PX4 disarmed it: counted as a flight without an incident."""
+    record = RunRecord()
+    record.on_vehicle(1.0, "uav2", 1, True, "INC-000001", on_ground=True)
+    record.on_vehicle(2.0, "uav2", PHASE_IDLE, True, "", on_ground=True)
+    record.on_vehicle(3.0, "uav2", PHASE_IDLE, False, "", on_ground=True)
+    assert record.metrics()["flights"] == 0
+    # It counts once it is off the ground, once, however its landed state flickers in the take-off.
+    record.on_vehicle(10.0, "uav2", 1, True, "INC-000002", on_ground=True)
+    record.on_vehicle(11.0, "uav2", 2, True, "INC-000002", on_ground=False)
+    record.on_vehicle(11.5, "uav2", 2, True, "INC-000002", on_ground=True)
+    record.on_vehicle(12.0, "uav2", TRANSIT, True, "INC-000002", on_ground=False)
+    assert record.metrics()["flights"] == 1 and record.metrics()["flights_without_incident"] == 0
