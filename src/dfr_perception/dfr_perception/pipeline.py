@@ -140,6 +140,15 @@ class PerceptionPipeline:
         return out
 
 
+def _off_the_way_m(position_xy: np.ndarray, way: tuple[np.ndarray, np.ndarray]) -> float:
+    """How far a point lies from the segment `way` (start, end)."""
+    start, end = way
+    step = end - start
+    length2 = float(np.dot(step, step))
+    along = 0.0 if length2 < 1e-9 else min(1.0, max(0.0, float(np.dot(position_xy - start, step)) / length2))
+    return float(np.hypot(*(position_xy - (start + along * step))))
+
+
 def ground_motion_homography(ground_before: np.ndarray, ground_now: np.ndarray) -> np.ndarray | None:
     """How the ground moved in the image between two frames, from the camera poses alone: the map from
     the earlier frame's pixels to the later one's (None when the earlier view did not see the ground)."""
@@ -274,8 +283,9 @@ class TargetKeeper:
         if taking_over:
             # The target is out of sight for a moment: only a track where it should be now may replace it,
             # not the next best match anywhere in view (a false track ahead would lead the camera away).
+            way = self._way_since_seen(stamp_s)
             candidates = [c for c in candidates
-                          if self._off_its_way_m(np.asarray(c.position_xy), stamp_s) <= self.config.reacquire_radius_m
+                          if _off_the_way_m(np.asarray(c.position_xy), way) <= self.config.reacquire_radius_m
                           and self._like_target(by_id[int(c.track_id)])]
         if not candidates:
             return
@@ -375,24 +385,20 @@ class TargetKeeper:
     def _reacquire(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
         if not self._recently_seen(stamp_s):
             return
-        where = self._predicted(self.last.position_xy, self.last.velocity_xy, self.last_seen_s, stamp_s)
+        way = self._way_since_seen(stamp_s)
         # On the way it may have gone; of two there, the one nearer where its last velocity puts it.
         match = self._nearest([t for t in tracks if self._like_target(t)],
-                              lambda t: (self._off_its_way_m(t.position_xy, stamp_s),
-                                         float(np.hypot(*(t.position_xy - where)))),
+                              lambda t: (_off_the_way_m(t.position_xy, way),
+                                         float(np.hypot(*(t.position_xy - way[1])))),
                               self.config.reacquire_radius_m)
         if match is not None:
             events.append(f"target re-acquired: track {match.track_id} takes over from track {self.target_id}")
             self.target_id = match.track_id
             self._carry_velocity(match)
 
-    def _off_its_way_m(self, position_xy: np.ndarray, stamp_s: float) -> float:
-        """How far a track is from the way a lost target may have gone since it was last seen: anywhere from
-        where it was (it stopped, or turned back) to where its last velocity takes it by now. A point
-        predicted along the last velocity alone lost every rider who turned back at the end of a street."""
+    def _way_since_seen(self, stamp_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """The way a lost target may have gone since it was last seen: anywhere from where it was (it stopped,
+        or turned back) to where its last velocity takes it by now. A point predicted along the last velocity
+        alone lost every rider who turned back at the end of a street."""
         start = np.asarray(self.last.position_xy, float)
-        end = self._predicted(start, self.last.velocity_xy, self.last_seen_s, stamp_s)
-        way = end - start
-        length2 = float(np.dot(way, way))
-        along = 0.0 if length2 < 1e-9 else min(1.0, max(0.0, float(np.dot(position_xy - start, way)) / length2))
-        return float(np.hypot(*(position_xy - (start + along * way))))
+        return start, self._predicted(start, self.last.velocity_xy, self.last_seen_s, stamp_s)
