@@ -76,6 +76,7 @@ class Assignment:
     on_scene_s: float | None = None   # when its status first showed it on scene
     adopted: bool = False      # flying when this dispatcher started (it restarted): known from status alone
     elsewhere_s: float | None = None   # since when the drone's status, accepted the mission, shows another or none
+    replaces: tuple | None = None   # (incident, Assignment) it pre-empts: the drone flies on with that if it refuses
 
 
 def _both_clocks_past(now: float, since: tuple[float, float], seconds: float) -> bool:
@@ -440,10 +441,12 @@ class DispatchNode(LeanNode):
                            excluded=self.refused_by)
         by_id = {i.incident_id: i for i in waiting}
         in_flight = {d.vehicle_id: d for d in drones if d.airborne}
+        taken_off = {}
         for vehicle_id, old_incident, new_incident in decisions.preempt:
             old = self.assignments.pop(old_incident, None)
             if old is not None:
                 self.preempted_missions.add(old.mission_id)
+                taken_off[vehicle_id] = (old_incident, old)
             self.queue_reasons[old_incident] = f"{vehicle_id} was taken off it for grade I {new_incident}"
             self.get_logger().warning(f"{old_incident}: {vehicle_id} pre-empted for {new_incident}; "
                                       f"{old_incident} goes back in the queue")
@@ -453,7 +456,7 @@ class DispatchNode(LeanNode):
                                + (" from the air" if drone else ""), start=drone.position if drone else None,
                                eta_s=eta_s, reason=decisions.why.get(incident_id, ""),
                                alternatives=self._every_other_drone(vehicle_id, decisions.alternatives.get(
-                                   incident_id, ()), now))
+                                   incident_id, ()), now), replaces=taken_off.get(vehicle_id))
         self.queue_reasons.update(decisions.queued)
 
     def _every_other_drone(self, sent: str, weighed, now: float) -> list[Alternative]:
@@ -541,9 +544,11 @@ class DispatchNode(LeanNode):
         return self._route_times[key]
 
     def _send_mission(self, incident: Incident, vehicle_id: str, why: str, start: tuple[float, float] | None = None,
-                      eta_s: float = float("inf"), reason: str = "", alternatives: tuple[Alternative, ...] = ()):
+                      eta_s: float = float("inf"), reason: str = "", alternatives: tuple[Alternative, ...] = (),
+                      replaces: tuple | None = None):
         """`start`: the position of a drone already in flight, which the bridge is asked to retask.
-        `reason` and `alternatives`: the policy's account of the choice, for the audit log."""
+        `reason` and `alternatives`: the policy's account of the choice, for the audit log. `replaces`: the
+        (incident, assignment) this one pre-empts."""
         # No server_is_ready() gate: it reads the ROS graph cache, which can miss a server that
         # DDS has matched (ros2/rmw_fastrtps#792). An unanswered goal expires instead.
         client = self.clients_by_vehicle[vehicle_id]
@@ -573,7 +578,7 @@ class DispatchNode(LeanNode):
         origin = (home.latitude, home.longitude) if start is None else start
         first = (*origin, plan.route[0].altitude_rel_m if plan.route else 0.0)
         assignment = Assignment(vehicle_id, mission_id, self._now(), due_s=self._now() + eta_s, route=(first, *(
-            (w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route)))
+            (w.latitude, w.longitude, w.altitude_rel_m) for w in plan.route)), replaces=replaces)
         self.assignments[incident.incident_id] = assignment
         self.picture.reserve(vehicle_id, incident.incident_id)
         self.queue_reasons.pop(incident.incident_id, None)
@@ -612,10 +617,26 @@ class DispatchNode(LeanNode):
                                       f"{incident_id} goes back in the queue for another drone")
             self.refused_by.setdefault(incident_id, set()).add(assignment.vehicle_id)
             self._end_assignment(incident_id, assignment)
+            self._keep_preempted(assignment)
             return
         assignment.goal_handle = goal_handle
         goal_handle.get_result_async().add_done_callback(
             lambda f: self._on_result(incident_id, assignment, f))
+
+    def _keep_preempted(self, refused: Assignment):
+        """A drone that refused the mission pre-empting its own (a bridge takes a retask only in OFFBOARD, not
+        while it takes off) flies on with its own: that incident is its again, not queued for another drone."""
+        if refused.replaces is None:
+            return
+        old_incident, old = refused.replaces
+        if old.mission_id not in self.preempted_missions or old_incident in self.assignments:
+            return          # it has ended meanwhile, or another drone has been sent
+        self.preempted_missions.discard(old.mission_id)
+        self.assignments[old_incident] = old
+        self.picture.reserve(old.vehicle_id, old_incident)
+        self.queue_reasons.pop(old_incident, None)
+        self.get_logger().warning(f"{old_incident}: {old.vehicle_id} refused to be taken off it, and flies on "
+                                  f"with {old.mission_id}")
 
     def _on_result(self, incident_id: str, assignment: Assignment, future):
         response = future.result()
