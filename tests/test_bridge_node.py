@@ -59,6 +59,24 @@ def test_an_idle_vehicle_reports_itself_available(graph):
     assert status.flight_time_remaining_s > 1000.0
 
 
+def test_a_docked_vehicle_reports_every_two_seconds_and_at_once_when_it_is_sent(graph):
+    """config/bridge.yaml's docked_status_period_s: six nodes read every drone's status, and a docked one's
+    says nothing new twice a second; a mission changes it, and that goes out at the next status tick."""
+    stamps = []
+    graph.client_node.create_subscription(
+        VehicleStatus, "/uav1/vehicle_status",
+        lambda m: stamps.append((m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.available)), qos.LATCHED_STATE)
+    graph.spin_until(lambda: len(stamps) >= 4 and all(a for _, a in stamps[-4:]), 30, "four docked statuses")
+    docked = [t for t, available in stamps if available]
+    gaps = [b - a for a, b in zip(docked[1:], docked[2:])]      # the first after subscribing is the latched one
+    assert gaps and all(1.9 <= g <= 2.7 for g in gaps), gaps
+    sent_at = graph.sim.sim_now
+    assert send(graph, goal(graph)).accepted
+    busy = graph.spin_until(lambda: next((t for t, available in stamps if not available), None), 10,
+                            "a status that is no longer available")
+    assert busy - sent_at <= 1.0, f"the change went out {busy - sent_at:.1f} s after the goal"
+
+
 def test_a_flight_for_no_incident_is_refused(graph):
     handle = send(graph, goal(graph, incident_id=""))
     assert not handle.accepted

@@ -88,6 +88,9 @@ class BridgeNode(LeanNode):
             Param("control_rate_hz", 10.0, "sequencer and setpoint stream rate; PX4 wants 2 Hz or more",
                   2.0, 50.0),
             Param("status_rate_hz", 2.0, "VehicleStatus rate", 0.2, 20.0),
+            Param("docked_status_period_s", 2.0, "while the drone is docked, disarmed and has no mission, its "
+                  "status is sent this often, and at the next status tick after any change; keep it well "
+                  "under dispatch's status_timeout_s", 0.1, 10.0),
             Param("feedback_rate_hz", 2.0, "mission action feedback rate", 0.2, 20.0),
             Param("request_timeout_s", 10.0, "time to wait for MAVROS to answer a service call", 1.0, 60.0),
             Param("min_launch_battery", 0.5, "battery fraction needed to accept a mission", 0.05, 1.0),
@@ -231,6 +234,8 @@ class BridgeNode(LeanNode):
         # bridge wakes for its status alone (the nine bridges were a third of the graph's CPU at
         # 10 x real time, most of them docked).
         self._mission_timers: list = []
+        self._last_status_content: tuple | None = None
+        self._last_status_s = -math.inf
         self.get_logger().info(f"bridge for {p.vehicle_id} on {self.resolve_topic_name(ns)}")
 
     # ------------------------------------------------------------- telemetry
@@ -551,8 +556,24 @@ class BridgeNode(LeanNode):
         status.available = (not self._busy and status.connected and not t.armed
                             and t.landed_state == px4.LANDED_STATE_ON_GROUND and t.gps_fix and t.home is not None
                             and t.battery_fraction >= self.params.min_launch_battery)
+        if not self._status_due(status, docked=not flying_mission and not self._busy and not t.armed
+                                and t.landed_state == px4.LANDED_STATE_ON_GROUND):
+            return
         status.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(status)
+
+    def _status_due(self, status: VehicleStatus, docked: bool) -> bool:
+        """A docked drone's status says nothing new twice a second, and six nodes read every drone's: it goes
+        out every docked_status_period_s, or at once when something in it other than the clock has changed."""
+        content = (status.connected, status.armed, status.mode, status.landed_state, status.available,
+                   status.mission_id, status.phase.value, status.relief_needed, status.detail,
+                   round(status.battery_fraction, 2) if math.isfinite(status.battery_fraction) else None)
+        now = self._now()
+        changed = content != self._last_status_content
+        if docked and not changed and now - self._last_status_s < self.params.docked_status_period_s:
+            return False
+        self._last_status_content, self._last_status_s = content, now
+        return True
 
 
 def main(args=None):
