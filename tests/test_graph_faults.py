@@ -136,19 +136,43 @@ def test_a_flood_of_calls_loses_none(graph_factory):
     assert set(graph.dispatch.assignments) <= incidents
 
 
+def _a_drone_on_scene(graph_factory, cad_ref: str):
+    """One grade I call, its drone on scene for ten minutes: the graph, intake's answer, the drone, its bridge and
+    its mission id."""
+    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 600.0,
+                                                          "cruise_altitude_m": 40.0})
+    answer = graph.report_call(cad_ref=cad_ref, grade="I", category="assault", location_uncertainty_m=30.0,
+                               **INCIDENT)
+    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
+    bridge = on_scene(graph, first.vehicle_id)
+    mission = bridge.sequencer.spec.mission_id
+    return graph, answer, first, bridge, mission
+
+
+def test_a_dispatcher_that_starts_as_its_drone_leaves_on_its_reserve_sends_the_relief(graph_factory):
+    """Dispatch dies with its drone on scene, and the new one first hears of that drone flying home on its
+    battery reserve: the incident gets the relief the first would have sent, as a relief. Found by the short
+    soak, whose new dispatcher sent a drone there as if to a new call."""
+    graph, answer, first, bridge, mission = _a_drone_on_scene(graph_factory, "CAD-RESERVE-1")
+    graph.executor.remove_node(graph.dispatch)                 # dispatch dies; the next starts only later
+    graph.inject_fault(first.vehicle_id, "battery_level", value=0.19)
+    graph.spin_until(lambda: bridge.sequencer.relief_needed, 30, "the drone leaving on its reserve")
+    later = graph.sim.sim_now + 2.0                             # its status has said so, more than once
+    graph.spin_until(lambda: graph.sim.sim_now > later, 30, "2 s more")
+    dispatch = graph.restart_dispatch()
+    graph.spin_until(lambda: dispatch.relieved.get(answer.incident_id) == first.vehicle_id, 30,
+                     "the incident needing a relief for the drone")
+    relief = another_mission_for(graph, answer.incident_id, mission)
+    assert relief.vehicle_id != first.vehicle_id
+
+
 @pytest.mark.parametrize("restarted", [False, True], ids=["its dispatcher", "a restarted dispatcher"])
 def test_a_drone_forced_off_its_scene_by_a_battery_failsafe_is_relieved(graph_factory, restarted):
     """Its battery drops to PX4's critical level on scene, faster than the bridge's reserve could foresee (a
     cell failing; the soak drains one 25 x): PX4 flies it home, its mission ends on the failsafe, and the
     incident, seen to only until then, gets a relief. Found by the soak with a dispatcher that had restarted
     and adopted the mission: it counted the incident as attended and sent none."""
-    graph = idle_fleet(graph_factory, dispatch_overrides={"standoff_radius_m": 0.0, "on_scene_duration_s": 600.0,
-                                                          "cruise_altitude_m": 40.0})
-    answer = graph.report_call(cad_ref="CAD-CELL-1", grade="I", category="assault", location_uncertainty_m=30.0,
-                               **INCIDENT)
-    first = graph.spin_until(lambda: next((v for v in graph.sim.vehicles if v.model.armed), None), 30, "a launch")
-    bridge = on_scene(graph, first.vehicle_id)
-    mission = bridge.sequencer.spec.mission_id
+    graph, answer, first, bridge, mission = _a_drone_on_scene(graph_factory, "CAD-CELL-1")
     if restarted:
         dispatch = graph.restart_dispatch()
         graph.spin_until(lambda: (dispatch.assignments.get(answer.incident_id) or False)

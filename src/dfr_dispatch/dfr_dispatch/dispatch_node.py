@@ -276,12 +276,25 @@ class DispatchNode(LeanNode):
             else:
                 self._relief_for(incident_id, adopted.vehicle_id, f"{adopted.mission_id} (adopted) ended on scene")
             return
+        if adopted is None and self._left_before_this_dispatcher(msg):
+            self._relief_for(msg.incident_id, msg.vehicle_id,
+                             f"{msg.mission_id} (sent before this dispatcher started) left on its battery reserve")
+            return
         if (adopted is not None or not msg.incident_id or not msg.mission_id or msg.mission_id in self._sent_missions
                 or msg.phase.value not in FLYING_TO_SCENE or msg.incident_id in self.assignments):
             return
         self.assignments[msg.incident_id] = Assignment(msg.vehicle_id, msg.mission_id, self._now(), adopted=True)
         self.get_logger().warning(f"{msg.incident_id}: {msg.vehicle_id} is flying {msg.mission_id}, which this "
                                   f"dispatcher did not send (a restart): adopted; the incident is held by it")
+
+    def _left_before_this_dispatcher(self, msg: VehicleStatus) -> bool:
+        """A drone an earlier dispatcher sent, first heard leaving its open, unattended incident on its battery
+        reserve: the incident needs the relief that dispatcher would have sent, with a relief's priority."""
+        incident = self.incidents.get(msg.incident_id)
+        return (msg.relief_needed and bool(msg.mission_id) and msg.mission_id not in self._sent_missions
+                and incident is not None and incident.state == Incident.STATE_OPEN
+                and msg.incident_id not in self.assignments and msg.incident_id not in self.relieved
+                and msg.incident_id not in self.relief_pending and msg.incident_id not in self.record)
 
     def _note_on_scene(self, msg: VehicleStatus):
         assignment = self.assignments.get(msg.incident_id)
