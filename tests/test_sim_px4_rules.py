@@ -843,7 +843,9 @@ def test_link_loss_silences_telemetry_and_commands_and_the_data_link_failsafe_re
     after = lost["uav1"]
     states = [m for _, m in uav1.states if _stamp(m.header) >= after]
     assert [s.connected for s in states] == [False]
-    assert _stamp(states[0].header) - after == pytest.approx(10.0, abs=0.2)
+    # `after` is when the test cut the link, by its own clock, which may trail the simulator's by a tick or two
+    # on a busy machine (9.8 s was seen once so).
+    assert _stamp(states[0].header) - after == pytest.approx(10.0, abs=0.35)
     for name in ("fixes", "poses", "batteries", "texts"):
         late = [m for _, m in getattr(uav1, name) if _stamp(m.header) >= after]
         assert not late, f"{name} arrived with the link down"
