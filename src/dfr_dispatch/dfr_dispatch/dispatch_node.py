@@ -76,7 +76,8 @@ class Assignment:
     on_scene_s: float | None = None   # when its status first showed it on scene
     adopted: bool = False      # flying when this dispatcher started (it restarted): known from status alone
     elsewhere_s: float | None = None   # since when the drone's status, accepted the mission, shows another or none
-    replaces: tuple | None = None   # (incident, Assignment) it pre-empts: the drone flies on with that if it refuses
+    # (incident, assignment) it pre-empts, until the bridge answers: the drone flies on with that if it refuses
+    replaces: tuple[str, Assignment] | None = None
 
 
 def _both_clocks_past(now: float, since: tuple[float, float], seconds: float) -> bool:
@@ -558,7 +559,7 @@ class DispatchNode(LeanNode):
 
     def _send_mission(self, incident: Incident, vehicle_id: str, why: str, start: tuple[float, float] | None = None,
                       eta_s: float = float("inf"), reason: str = "", alternatives: tuple[Alternative, ...] = (),
-                      replaces: tuple | None = None):
+                      replaces: tuple[str, Assignment] | None = None):
         """`start`: the position of a drone already in flight, which the bridge is asked to retask.
         `reason` and `alternatives`: the policy's account of the choice, for the audit log. `replaces`: the
         (incident, assignment) this one pre-empts."""
@@ -633,6 +634,7 @@ class DispatchNode(LeanNode):
             self._keep_preempted(assignment)
             return
         assignment.goal_handle = goal_handle
+        assignment.replaces = None         # taken: the pre-empted mission ends RETASKED
         goal_handle.get_result_async().add_done_callback(
             lambda f: self._on_result(incident_id, assignment, f))
 
