@@ -553,11 +553,10 @@ class BridgeNode(LeanNode):
             flight_kind=seq.spec.flight_kind if flying_mission else "",
             phase=MissionPhase(value=seq.phase.value if flying_mission else Phase.IDLE.value),
             relief_needed=flying_mission and seq.relief_needed, detail=self._detail)
-        status.available = (not self._busy and status.connected and not t.armed
-                            and t.landed_state == px4.LANDED_STATE_ON_GROUND and t.gps_fix and t.home is not None
+        idle_on_ground = not self._busy and not t.armed and t.landed_state == px4.LANDED_STATE_ON_GROUND
+        status.available = (idle_on_ground and status.connected and t.gps_fix and t.home is not None
                             and t.battery_fraction >= self.params.min_launch_battery)
-        if not self._status_due(status, docked=not flying_mission and not self._busy and not t.armed
-                                and t.landed_state == px4.LANDED_STATE_ON_GROUND):
+        if not self._status_due(status, docked=idle_on_ground and not flying_mission):
             return
         status.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(status)
