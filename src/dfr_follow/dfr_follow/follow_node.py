@@ -117,9 +117,9 @@ class FollowNode(LeanNode):
     def _on_status(self, drone: _Drone, msg: VehicleStatus):
         drone.status = msg
         on_scene = msg.phase.value in _ON_SCENE and bool(msg.mission_id)
-        drone.pose.follow_motion(on_scene)
         if not on_scene or msg.mission_id != drone.mission_id:
             drone.controller, drone.mission_id, drone.tracking = None, "", False
+            drone.pose.follow_motion(False)      # until perception watches this mission's camera
         if on_scene and drone.controller is None and drone.pose.frame is not None:
             drone.controller = FollowController(self.config, self._local(drone.pose.frame, self.permitted),
                                                 [(n, self._local(drone.pose.frame, g)) for n, g in self.no_fly])
@@ -159,6 +159,9 @@ class FollowNode(LeanNode):
     def _on_target(self, drone: _Drone, msg: Target):
         if drone.controller is None or msg.mission_id != drone.mission_id or drone.pose.frame is None:
             return
+        # Most drones on scene have nothing to follow, and perception does not read their cameras:
+        # their telemetry (three topics at 5 Hz) is listened to from perception's first word on them.
+        drone.pose.follow_motion(True)
         observation = None
         if msg.state == Target.STATE_TRACKING:
             p, v = msg.track.position, msg.track.velocity

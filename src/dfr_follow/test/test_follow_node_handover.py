@@ -107,3 +107,21 @@ def test_a_second_drone_on_another_incident_takes_nothing_over(follow):
     elsewhere.incident_id = "INC-000002"
     node._on_status(other, elsewhere)
     assert first.controller.state is FollowState.FOLLOWING
+
+
+def test_a_drone_on_scene_is_listened_to_only_once_perception_watches_it(follow):
+    from dfr_interfaces.msg import MissionPhase, Target
+
+    node, _ = follow
+    drone = node.drones["uav1"]
+    _place(node, "uav1", 0.0)
+    node._on_status(drone, _status("uav1", "MSN-1", MissionPhase.ON_SCENE))
+    assert drone.controller is not None and not drone.pose.following_motion    # nothing to follow yet
+    nothing_yet = _target(node, "uav1", "MSN-1", 60.0)
+    nothing_yet.state = Target.STATE_NONE
+    node._on_target(drone, nothing_yet)
+    assert drone.pose.following_motion                   # perception reads its camera: position, height, heading
+    node._on_status(drone, _status("uav1", "MSN-1", MissionPhase.FOLLOW))
+    assert drone.pose.following_motion
+    node._on_status(drone, _status("uav1", "MSN-1", MissionPhase.RETURN))
+    assert not drone.pose.following_motion and drone.controller is None

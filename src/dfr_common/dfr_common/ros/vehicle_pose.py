@@ -52,6 +52,10 @@ class VehiclePose:
         drone's telemetry all the time spends most of its time on drones it does not watch."""
         self._motion.want(wanted)
 
+    @property
+    def following_motion(self) -> bool:
+        return self._motion.active
+
     def _forget_motion(self) -> None:
         self.fixes.clear()
         self.headings.clear()
