@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import QuaternionStamped
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -44,7 +45,9 @@ def camera_graph(ros_context):
     executor = make_executor(ros_context)
     for node in (sim, camera, client):
         executor.add_node(node)
-    seen = {"images": [], "infos": [], "vehicles": [], "actors": []}
+    seen = {"images": [], "infos": [], "vehicles": [], "actors": [], "attitudes": []}
+    client.create_subscription(QuaternionStamped, "/uav1/camera/mount_orientation", seen["attitudes"].append,
+                               qos.RELIABLE)
     client.create_subscription(Image, "/uav1/camera/image_raw", seen["images"].append, qos.SENSOR_DATA)
     client.create_subscription(CameraInfo, "/uav1/camera/camera_info", seen["infos"].append, qos.SENSOR_DATA)
     client.create_subscription(GroundTruthVehicles, "/sim/ground_truth/vehicles", seen["vehicles"].append,
@@ -86,6 +89,14 @@ def test_a_docked_camera_is_off_and_an_airborne_one_sees_the_ground_and_the_acto
 
     pixels = np.frombuffer(bytes(image.data), np.uint8).reshape(240, 320, 3)
     assert pixels.std() > 8.0                                     # textured ground, not a flat fill
+
+    # Each frame's gimbal attitude, stamped as the frame, in MAVROS's mount orientation convention.
+    from dfr_perception.perception_node import euler_of_quaternion
+    attitudes = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in seen["attitudes"]}
+    assert image_stamps <= set(attitudes)
+    last = attitudes[(image.header.stamp.sec, image.header.stamp.nanosec)]
+    assert last.header.frame_id == "uav1/base_link"
+    assert [math.degrees(a) for a in euler_of_quaternion(last.quaternion)] == pytest.approx([0.0, -90.0, 0.0], abs=0.1)
 
     # The pedestrian stands near the take-off point: it must appear where the camera model puts it.
     from dfr_sim.camera_renderer import CameraModel, gimbal_to_world_rotation, project

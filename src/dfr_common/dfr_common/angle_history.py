@@ -33,6 +33,11 @@ class AngleHistory:
         self._times.clear()
         self._values.clear()
 
+    @property
+    def latest_s(self) -> float:
+        """When the newest sample held; -inf before any."""
+        return self._times[-1] if self._times else -math.inf
+
     def __len__(self) -> int:
         return len(self._times)
 

@@ -3,10 +3,12 @@ incident the first is following, the first keeps following until the relief's pe
 tracks the target, then stops sending setpoints. Real node; its inputs fed as messages."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from geographic_msgs.msg import GeoPoint
+from geometry_msgs.msg import PoseStamped
 from mavros_msgs.msg import HomePosition
 from sensor_msgs.msg import NavSatFix
 from std_msgs.msg import Float64
@@ -43,7 +45,9 @@ def _place(node, vehicle_id: str, north_m: float) -> None:
     pose.on_home(home)
     pose.on_fix(NavSatFix(latitude=HOME[0] + north_m / 111_200.0, longitude=HOME[1], altitude=120.0))
     pose.on_rel_alt(Float64(data=40.0))
-    pose.on_heading(Float64(data=0.0))
+    north = PoseStamped()
+    north.pose.orientation.z = north.pose.orientation.w = math.sqrt(0.5)     # nose north: ENU yaw 90 degrees
+    pose.on_local_pose(north)
 
 
 def _status(vehicle_id: str, mission_id: str, phase: int):

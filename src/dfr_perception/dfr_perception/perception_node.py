@@ -3,7 +3,9 @@
 One node serves the fleet. A drone's camera is read only while it is on scene or
 following (so the simulator's lazy cameras render only then); its images go through
 dfr_perception.pipeline with the pose MAVROS reports (position, height above home,
-compass heading) and the gimbal's orientation. Out, per drone:
+heading) and the gimbal's orientation at the image's stamp: the camera's own stamped
+attitude where it sends one (`<vehicle>/camera/mount_orientation`), else MAVROS's
+unstamped mount orientation placed by when it arrived. Out, per drone:
 `<vehicle>/perception/tracks` (every track, live views only: never recorded) and
 `<vehicle>/perception/target` (the one track the mission record keeps), plus, when
 asked, `<vehicle>/perception/image_redacted` with everything but the target blurred.
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from geographic_msgs.msg import GeoPoint as GeoPointMsg
-from geometry_msgs.msg import Quaternion, Vector3
+from geometry_msgs.msg import Quaternion, QuaternionStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -64,7 +66,9 @@ class _Drone:
     keeper: TargetKeeper
     pose: VehiclePose = field(default_factory=VehiclePose)
     gimbal_deg: tuple[float, float, float] = (math.nan, math.nan, math.nan)   # roll, pitch, yaw (MOUNT)
-    gimbals: AngleHistory = field(default_factory=AngleHistory)   # the same, by when each arrived
+    gimbals: AngleHistory = field(default_factory=AngleHistory)   # the same, by stamp (or arrival: MAVROS's)
+    camera_attitude: bool = False   # the camera stamps its attitude: MAVROS's unstamped one is not needed
+    attitude_late: int = 0          # images processed before their stamped attitude came
     k: np.ndarray | None = None
     status: VehicleStatus | None = None
     image_subscription: object = None
@@ -148,6 +152,8 @@ class PerceptionNode(LeanNode):
             sub = self.create_subscription
             sub(VehicleStatus, f"{ns}/vehicle_status", lambda m, d=drone: self._on_status(d, m), qos.LATCHED_STATE)
             drone.camera = LazySubscriptions(self, [
+                (QuaternionStamped, f"{ns}/camera/mount_orientation",
+                 lambda m, d=drone: self._on_camera_attitude(d, m), qos.RELIABLE),
                 (Quaternion, f"{mavros}/mount_control/orientation", lambda m, d=drone: self._on_gimbal(d, m),
                  qos.RELIABLE),
                 (CameraInfo, f"{ns}/camera/camera_info", lambda m, d=drone: self._on_camera_info(d, m),
@@ -172,9 +178,19 @@ class PerceptionNode(LeanNode):
             self.incidents[msg.incident_id] = msg
 
     def _on_gimbal(self, drone: _Drone, msg: Quaternion):
+        if drone.camera_attitude:
+            return
         roll, pitch, yaw = euler_of_quaternion(msg)
         drone.gimbal_deg = (math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
         drone.gimbals.add(self.get_clock().now().nanoseconds * 1e-9, *drone.gimbal_deg)
+
+    def _on_camera_attitude(self, drone: _Drone, msg: QuaternionStamped):
+        if not drone.camera_attitude:
+            drone.camera_attitude = True
+            drone.gimbals.clear()            # arrival-timed samples would be out of step with stamped ones
+        roll, pitch, yaw = euler_of_quaternion(msg.quaternion)
+        drone.gimbal_deg = (math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
+        drone.gimbals.add(to_seconds(msg.header.stamp), *drone.gimbal_deg)
 
     def _on_camera_info(self, drone: _Drone, msg: CameraInfo):
         k = np.asarray(msg.k, dtype=float).reshape(3, 3)
@@ -200,7 +216,7 @@ class PerceptionNode(LeanNode):
             drone.image_subscription = self.create_subscription(
                 Image, f"/{drone.vehicle_id}/camera/image_raw", lambda m, d=drone: self._on_image(d, m),
                 qos.latest_images(self.params.image_queue_depth))
-            drone.frames = drone.images = 0
+            drone.frames = drone.images = drone.attitude_late = 0
             drone.watching_since_s = self.get_clock().now().nanoseconds * 1e-9
             self.get_logger().info(f"{drone.vehicle_id} on scene for {msg.incident_id}: watching its camera")
         elif not watching and drone.image_subscription is not None:
@@ -211,7 +227,9 @@ class PerceptionNode(LeanNode):
             watched_s = self.get_clock().now().nanoseconds * 1e-9 - drone.watching_since_s
             self.get_logger().info(f"{drone.vehicle_id} left the scene: its camera is no longer read; "
                                    f"{drone.frames} images processed of {drone.images} received in "
-                                   f"{watched_s:.0f} s sim ({drone.frames / max(watched_s, 1e-9):.1f} a second)")
+                                   f"{watched_s:.0f} s sim ({drone.frames / max(watched_s, 1e-9):.1f} a second)"
+                                   + (f"; {drone.attitude_late} before their camera attitude" if drone.camera_attitude
+                                      else "; the gimbal's attitude placed by arrival (unstamped)"))
 
     @staticmethod
     def _can_look_for(drone: _Drone) -> bool:
@@ -262,6 +280,8 @@ class PerceptionNode(LeanNode):
         if where is None:
             return None
         # The attitude when the image was taken, not the latest: a panning camera has moved on since.
+        if drone.camera_attitude and drone.gimbals.latest_s < stamp_s - 1e-6:
+            drone.attitude_late += 1
         roll, pitch, yaw = drone.gimbals.at(stamp_s) or drone.gimbal_deg
         return CameraPose((where[0], where[1], drone.pose.height_m), drone.pose.heading_at(stamp_s), pitch, yaw,
                           roll)

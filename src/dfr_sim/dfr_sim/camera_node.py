@@ -8,6 +8,12 @@ camera stamps its exposure: the pose the drone reported for that stamp is where 
 picture was taken, however late the frame arrives. A camera therefore sends at most
 the ground truth's rate. Topics follow a camera driver's conventions (and the remaps
 of the PX4 SITL camera bridge): `/<vehicle>/camera/image_raw` and `camera_info`.
+
+Each frame's gimbal attitude goes out just before it, stamped alike, on
+`/<vehicle>/camera/mount_orientation` (geometry_msgs/QuaternionStamped, in MAVROS's
+mount_control/orientation convention), as a gimbal camera's driver reports it: MAVROS's
+own is unstamped, and placed by when it arrives it can be a sim tick off the picture,
+which a panning camera turns into tens of pixels.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+from geometry_msgs.msg import Quaternion, QuaternionStamped
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -31,6 +38,7 @@ from dfr_interfaces.msg import GroundTruthActors, GroundTruthVehicles
 from dfr_sim.camera_renderer import CameraModel, CameraRenderer, RenderConfig, gimbal_to_world_rotation
 from dfr_sim.ground_texture import GroundTexture
 from dfr_sim.ground_world import load_world
+from dfr_sim.mavros_conversions import quaternion_from_euler
 
 
 @dataclass
@@ -93,6 +101,8 @@ class CameraNode(LeanNode):
                            for v in self.vehicle_ids}
         self.info_pubs = {v: self.create_publisher(CameraInfo, f"/{v}/camera/camera_info", qos.SENSOR_DATA)
                           for v in self.vehicle_ids}
+        self.mount_pubs = {v: self.create_publisher(QuaternionStamped, f"/{v}/camera/mount_orientation", qos.RELIABLE)
+                           for v in self.vehicle_ids}
         self._actors: GroundTruthActors | None = None
         self._rendered_s = -math.inf        # the ground truth instant last drawn
         self.frames_published = 0
@@ -147,6 +157,11 @@ class CameraNode(LeanNode):
             rotation = gimbal_to_world_rotation(truth.heading, truth.gimbal_pitch_deg, truth.gimbal_roll_deg,
                                                 truth.gimbal_yaw_deg)
             pixels = self.renderer.render(position, rotation, actors)
+            x, y, z, w = quaternion_from_euler(*(math.radians(a) for a in (
+                truth.gimbal_roll_deg, truth.gimbal_pitch_deg, truth.gimbal_yaw_deg)))
+            self.mount_pubs[truth.vehicle_id].publish(QuaternionStamped(
+                header=Header(stamp=stamp, frame_id=f"{truth.vehicle_id}/base_link"),
+                quaternion=Quaternion(x=x, y=y, z=z, w=w)))
             header = Header(stamp=stamp, frame_id=f"{truth.vehicle_id}/camera_optical_frame")
             self.image_pubs[truth.vehicle_id].publish(Image(
                 header=header, height=self.camera.height, width=self.camera.width, encoding="rgb8",
