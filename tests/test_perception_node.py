@@ -62,8 +62,8 @@ def test_an_image_is_placed_with_the_camera_attitude_and_heading_stamped_for_it_
     from mavros_msgs.msg import HomePosition
     from sensor_msgs.msg import NavSatFix
 
+    from dfr_common.quaternions import quaternion_from_euler
     from dfr_perception.perception_node import PerceptionNode
-    from dfr_sim.mavros_conversions import quaternion_from_euler
 
     perception = PerceptionNode(context=ros_context, namespace="dfr", parameter_overrides=[
         Parameter("fleet_file", value=str(FIXTURES / "fleet_two_bases.yaml"))])

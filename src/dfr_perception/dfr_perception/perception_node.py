@@ -28,6 +28,7 @@ from visualization_msgs.msg import MarkerArray
 from dfr_common.angle_history import AngleHistory
 from dfr_common.fleet import load_fleet
 from dfr_common.mission import Phase
+from dfr_common.quaternions import euler_of
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.lean_node import LeanNode
@@ -51,10 +52,7 @@ _WATCHING = (Phase.ON_SCENE.value, Phase.FOLLOW.value)
 
 def euler_of_quaternion(q: Quaternion) -> tuple[float, float, float]:
     """(roll, pitch, yaw) in radians of a ZYX quaternion, as MAVROS's mount orientation carries the gimbal."""
-    roll = math.atan2(2.0 * (q.w * q.x + q.y * q.z), 1.0 - 2.0 * (q.x * q.x + q.y * q.y))
-    pitch = math.asin(max(-1.0, min(1.0, 2.0 * (q.w * q.y - q.z * q.x))))
-    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-    return roll, pitch, yaw
+    return euler_of(q.x, q.y, q.z, q.w)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from dfr_common.fleet import load_fleet
+from dfr_common.quaternions import quaternion_from_euler
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.lean_node import LeanNode
@@ -38,7 +39,6 @@ from dfr_interfaces.msg import GroundTruthActors, GroundTruthVehicles
 from dfr_sim.camera_renderer import CameraModel, CameraRenderer, RenderConfig, gimbal_to_world_rotation
 from dfr_sim.ground_texture import GroundTexture
 from dfr_sim.ground_world import load_world
-from dfr_sim.mavros_conversions import quaternion_from_euler
 
 
 @dataclass

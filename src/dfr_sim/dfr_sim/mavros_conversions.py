@@ -66,20 +66,6 @@ def local_setpoint(frame: int, type_mask: int, position, velocity, yaw: float, y
     return out_position, out_velocity, out_yaw, out_rate
 
 
-def yaw_of(qx: float, qy: float, qz: float, qw: float) -> float:
-    """ENU yaw of a quaternion (rotation about z after roll and pitch)."""
-    return math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
-
-
-def quaternion_from_euler(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of ZYX Euler angles in radians."""
-    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
-    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
-    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
-    return (sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy,
-            cr * cp * cy + sr * sp * sy)
-
-
 def raw_item(msg) -> RawItem:
     """mavros_msgs/Waypoint → RawItem."""
     return RawItem(int(msg.frame), int(msg.command), bool(msg.is_current), bool(msg.autocontinue),

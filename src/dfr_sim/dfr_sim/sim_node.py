@@ -47,6 +47,7 @@ from dfr_common.areas import load_areas
 from dfr_common.config_file import load_yaml
 from dfr_common.fleet import Fleet, load_fleet
 from dfr_common.geodesy import LocalFrame
+from dfr_common.quaternions import quaternion_from_euler, yaw_of
 from dfr_common.ros import qos
 from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
@@ -57,7 +58,7 @@ from dfr_sim import faults
 from dfr_sim import mission_items as mi
 from dfr_sim.gimbal import MOUNT_MODE_GPS_POINT
 from dfr_sim.ground_world import ground_actors, load_world
-from dfr_sim.mavros_conversions import SetpointError, local_setpoint, quaternion_from_euler, raw_item, yaw_of
+from dfr_sim.mavros_conversions import SetpointError, local_setpoint, raw_item
 from dfr_sim.multirotor import Multirotor, MultirotorConfig
 from dfr_sim.pacing import LateHold, Pacer
 from dfr_sim.vehicle_config import parse_overrides, with_overrides

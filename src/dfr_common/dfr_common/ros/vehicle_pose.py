@@ -19,6 +19,7 @@ from std_msgs.msg import Float64
 
 from dfr_common.angle_history import AngleHistory
 from dfr_common.geodesy import GeoPoint, LocalFrame
+from dfr_common.quaternions import yaw_of
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.stamps import to_seconds
@@ -79,7 +80,7 @@ class VehiclePose:
 
     def on_local_pose(self, msg: PoseStamped) -> None:
         q = msg.pose.orientation
-        yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))    # ENU, REP-103
+        yaw = yaw_of(q.x, q.y, q.z, q.w)
         if not math.isfinite(yaw):
             return
         self.heading_enu = yaw
