@@ -176,19 +176,19 @@ class PerceptionNode(LeanNode):
             self.incidents[msg.incident_id] = msg
 
     def _on_gimbal(self, drone: _Drone, msg: Quaternion):
-        if drone.camera_attitude:
-            return
-        roll, pitch, yaw = euler_of_quaternion(msg)
-        drone.gimbal_deg = (math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
-        drone.gimbals.add(self.get_clock().now().nanoseconds * 1e-9, *drone.gimbal_deg)
+        if not drone.camera_attitude:
+            self._note_gimbal(drone, self.get_clock().now().nanoseconds * 1e-9, msg)
 
     def _on_camera_attitude(self, drone: _Drone, msg: QuaternionStamped):
         if not drone.camera_attitude:
             drone.camera_attitude = True
             drone.gimbals.clear()            # arrival-timed samples would be out of step with stamped ones
-        roll, pitch, yaw = euler_of_quaternion(msg.quaternion)
-        drone.gimbal_deg = (math.degrees(roll), math.degrees(pitch), math.degrees(yaw))
-        drone.gimbals.add(to_seconds(msg.header.stamp), *drone.gimbal_deg)
+        self._note_gimbal(drone, to_seconds(msg.header.stamp), msg.quaternion)
+
+    @staticmethod
+    def _note_gimbal(drone: _Drone, when_s: float, attitude: Quaternion):
+        drone.gimbal_deg = tuple(math.degrees(a) for a in euler_of_quaternion(attitude))
+        drone.gimbals.add(when_s, *drone.gimbal_deg)
 
     def _on_camera_info(self, drone: _Drone, msg: CameraInfo):
         k = np.asarray(msg.k, dtype=float).reshape(3, 3)
