@@ -91,12 +91,12 @@ def test_a_docked_camera_is_off_and_an_airborne_one_sees_the_ground_and_the_acto
     assert pixels.std() > 8.0                                     # textured ground, not a flat fill
 
     # Each frame's gimbal attitude, stamped as the frame, in MAVROS's mount orientation convention.
-    from dfr_perception.perception_node import euler_of_quaternion
+    from dfr_common.ros.mount_orientation import mount_degrees
     attitudes = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in seen["attitudes"]}
     assert image_stamps <= set(attitudes)
     last = attitudes[(image.header.stamp.sec, image.header.stamp.nanosec)]
     assert last.header.frame_id == "uav1/base_link"
-    assert [math.degrees(a) for a in euler_of_quaternion(last.quaternion)] == pytest.approx([0.0, -90.0, 0.0], abs=0.1)
+    assert list(mount_degrees(last.quaternion)) == pytest.approx([0.0, -90.0, 0.0], abs=0.1)
 
     # The pedestrian stands near the take-off point: it must appear where the camera model puts it.
     from dfr_sim.camera_renderer import CameraModel, gimbal_to_world_rotation, project

@@ -58,11 +58,11 @@ def test_an_image_is_placed_with_the_camera_attitude_and_heading_stamped_for_it_
     local pose's heading are used instead."""
     import math
 
-    from geometry_msgs.msg import PoseStamped, Quaternion, QuaternionStamped
+    from geometry_msgs.msg import PoseStamped, QuaternionStamped
     from mavros_msgs.msg import HomePosition
     from sensor_msgs.msg import NavSatFix
 
-    from dfr_common.quaternions import quaternion_from_euler
+    from dfr_common.ros.mount_orientation import mount_quaternion
     from dfr_perception.perception_node import PerceptionNode
 
     perception = PerceptionNode(context=ros_context, namespace="dfr", parameter_overrides=[
@@ -78,8 +78,7 @@ def test_an_image_is_placed_with_the_camera_attitude_and_heading_stamped_for_it_
             return msg
 
         def attitude(t, yaw_deg):
-            x, y, z, w = quaternion_from_euler(0.0, math.radians(-60.0), math.radians(yaw_deg))
-            return stamped(QuaternionStamped(quaternion=Quaternion(x=x, y=y, z=z, w=w)), t)
+            return stamped(QuaternionStamped(quaternion=mount_quaternion(0.0, -60.0, yaw_deg)), t)
 
         def nose(t, yaw_deg):
             pose = stamped(PoseStamped(), t)
@@ -90,8 +89,7 @@ def test_an_image_is_placed_with_the_camera_attitude_and_heading_stamped_for_it_
             drone.pose.on_fix(stamped(NavSatFix(latitude=51.5338, longitude=-0.1109, altitude=120.0), t))
             drone.pose.on_local_pose(nose(t, 90.0 + yaw))
             perception._on_camera_attitude(drone, attitude(t, yaw))
-        x, y, z, w = quaternion_from_euler(0.0, math.radians(-60.0), math.radians(40.0))
-        perception._on_gimbal(drone, Quaternion(x=x, y=y, z=z, w=w))     # MAVROS's, placed by arrival: not used
+        perception._on_gimbal(drone, mount_quaternion(0.0, -60.0, 40.0))   # MAVROS's, placed by arrival: not used
         pose = perception._pose(drone, 10.2)
         assert (pose.gimbal_pitch_deg, pose.gimbal_yaw_deg) == (approx(-60.0), approx(6.0))
         assert math.degrees(pose.heading_enu_rad) == approx(96.0)

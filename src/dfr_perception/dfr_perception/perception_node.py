@@ -28,10 +28,10 @@ from visualization_msgs.msg import MarkerArray
 from dfr_common.angle_history import AngleHistory
 from dfr_common.fleet import load_fleet
 from dfr_common.mission import Phase
-from dfr_common.quaternions import euler_of
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.lean_node import LeanNode
+from dfr_common.ros.mount_orientation import mount_degrees
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare, documented_config, documented_params
 from dfr_common.ros.stamps import from_seconds, to_seconds
@@ -48,11 +48,6 @@ from dfr_perception.track_markers import PlacedTrack, track_markers
 from dfr_perception.tracker import TrackerConfig
 
 _WATCHING = (Phase.ON_SCENE.value, Phase.FOLLOW.value)
-
-
-def euler_of_quaternion(q: Quaternion) -> tuple[float, float, float]:
-    """(roll, pitch, yaw) in radians of a ZYX quaternion, as MAVROS's mount orientation carries the gimbal."""
-    return euler_of(q.x, q.y, q.z, q.w)
 
 
 @dataclass
@@ -187,7 +182,7 @@ class PerceptionNode(LeanNode):
 
     @staticmethod
     def _note_gimbal(drone: _Drone, when_s: float, attitude: Quaternion):
-        drone.gimbal_deg = tuple(math.degrees(a) for a in euler_of_quaternion(attitude))
+        drone.gimbal_deg = mount_degrees(attitude)
         drone.gimbals.add(when_s, *drone.gimbal_deg)
 
     def _on_camera_info(self, drone: _Drone, msg: CameraInfo):

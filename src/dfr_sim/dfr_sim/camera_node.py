@@ -22,15 +22,15 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import Quaternion, QuaternionStamped
+from geometry_msgs.msg import QuaternionStamped
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from dfr_common.fleet import load_fleet
-from dfr_common.quaternions import quaternion_from_euler
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
 from dfr_common.ros.lean_node import LeanNode
+from dfr_common.ros.mount_orientation import mount_quaternion
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
 from dfr_common.ros.stamps import to_seconds
@@ -157,11 +157,9 @@ class CameraNode(LeanNode):
             rotation = gimbal_to_world_rotation(truth.heading, truth.gimbal_pitch_deg, truth.gimbal_roll_deg,
                                                 truth.gimbal_yaw_deg)
             pixels = self.renderer.render(position, rotation, actors)
-            x, y, z, w = quaternion_from_euler(*(math.radians(a) for a in (
-                truth.gimbal_roll_deg, truth.gimbal_pitch_deg, truth.gimbal_yaw_deg)))
             self.mount_pubs[truth.vehicle_id].publish(QuaternionStamped(
                 header=Header(stamp=stamp, frame_id=f"{truth.vehicle_id}/base_link"),
-                quaternion=Quaternion(x=x, y=y, z=z, w=w)))
+                quaternion=mount_quaternion(truth.gimbal_roll_deg, truth.gimbal_pitch_deg, truth.gimbal_yaw_deg)))
             header = Header(stamp=stamp, frame_id=f"{truth.vehicle_id}/camera_optical_frame")
             self.image_pubs[truth.vehicle_id].publish(Image(
                 header=header, height=self.camera.height, width=self.camera.width, encoding="rgb8",

@@ -47,9 +47,10 @@ from dfr_common.areas import load_areas
 from dfr_common.config_file import load_yaml
 from dfr_common.fleet import Fleet, load_fleet
 from dfr_common.geodesy import LocalFrame
-from dfr_common.quaternions import quaternion_from_euler, yaw_of
+from dfr_common.quaternions import yaw_of
 from dfr_common.ros import qos
 from dfr_common.ros.lean_node import LeanNode
+from dfr_common.ros.mount_orientation import mount_quaternion
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare, documented_config, documented_params
 from dfr_interfaces.msg import GroundTruthActor, GroundTruthActors, GroundTruthVehicle, GroundTruthVehicles
@@ -377,9 +378,7 @@ class SimulatedVehicle:
         twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in model.velocity)
         self.velocity_pub.publish(twist)
         gimbal = model.gimbal
-        x, y, z, w = quaternion_from_euler(math.radians(gimbal.roll), math.radians(gimbal.pitch),
-                                           math.radians(gimbal.yaw))
-        self.mount_pub.publish(Quaternion(x=x, y=y, z=z, w=w))
+        self.mount_pub.publish(mount_quaternion(gimbal.roll, gimbal.pitch, gimbal.yaw))
 
     def _publish_battery(self, stamp):
         model = self.model
