@@ -220,6 +220,18 @@ class InProcessGraph:
 
 
 @pytest.fixture
+def bare_ros_context():
+    """An rclpy Context with no parameter files: for tests of rclpy's and the executor's own behaviour."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    context.try_shutdown()
+
+
+@pytest.fixture
 def ros_context():
     """An rclpy Context initialised with the project's parameter files, like the runner."""
     import rclpy

@@ -7,19 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 
-
-@pytest.fixture
-def context():
-    import rclpy
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    ctx.try_shutdown()
-
-
-def test_a_sim_time_timer_fires_once_per_period_as_the_clock_steps(context):
+def test_a_sim_time_timer_fires_once_per_period_as_the_clock_steps(bare_ros_context):
+    context = bare_ros_context
     import rclpy
     from builtin_interfaces.msg import Time
     from rclpy.parameter import Parameter

@@ -5,9 +5,11 @@ import signal
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.signals import SignalHandlerOptions
+
+from dfr_common.ros.lean_executor import LeanExecutor
 
 
 def make_executor(context=None):
@@ -18,8 +20,10 @@ def make_executor(context=None):
     skips the periods it ran ahead, so a 10 Hz setpoint stream arrives in clumps with
     half-second gaps. The simulator then holds sim time for a stream that looks late, and
     the timer, waiting for a time that never comes, stays silent until the hold gives up.
+    LeanExecutor waits as rclpy's SingleThreadedExecutor does, on rcl's wait set, and calls
+    plain callbacks directly (dfr_common.ros.lean_executor says why).
     """
-    return SingleThreadedExecutor(context=context)
+    return LeanExecutor(context=context)
 
 
 def run(make_node, args=None) -> int:
