@@ -206,17 +206,19 @@ class LeanExecutor(SingleThreadedExecutor):
         return not inspect.iscoroutinefunction(entity.callback)
 
     def _call_timer(self, tmr, node) -> bool:
-        if not self._plain(tmr):
-            self._through_rclpy(tmr, node, self._take_timer)
-            return True
+        plain = self._plain(tmr)
         try:
             with tmr.handle:
                 if not tmr.handle.is_timer_ready():      # rcl reports a cancelled timer ready
                     return False
-                tmr.handle.call_timer()
+                if plain:
+                    tmr.handle.call_timer()
         except InvalidHandle:
             return False
-        tmr.callback()
+        if plain:
+            tmr.callback()
+        else:
+            self._through_rclpy(tmr, node, self._take_timer)
         return True
 
     def _call_subscription(self, sub, node) -> bool:
