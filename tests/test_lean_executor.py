@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from dfr_common.ros.spin import spin_until as shared_spin_until
+
 
 @pytest.fixture
 def graph(bare_ros_context):
@@ -31,13 +33,14 @@ def graph(bare_ros_context):
         made.destroy_node()
 
 
-def spin_until(executor, predicate, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
+def spin_until(executor, predicate, what: str = "the condition"):
+    return shared_spin_until(executor, predicate, 10.0, what)
+
+
+def spin_for(executor, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.01)
-        if predicate():
-            return True
-    return False
 
 
 def strings(node, topic, received, **kwargs):
@@ -46,7 +49,7 @@ def strings(node, topic, received, **kwargs):
 
 
 def connected(executor, pub):
-    assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+    spin_until(executor, lambda: pub.get_subscription_count() > 0)
 
 
 def test_a_message_costs_one_wait_not_a_second_empty_one(graph):
@@ -58,7 +61,7 @@ def test_a_message_costs_one_wait_not_a_second_empty_one(graph):
     received: list[str] = []
     strings(listener, "chatter", received)
     connected(executor, pub)
-    spin_until(executor, lambda: False, 0.2)          # discovery's own traffic settles
+    spin_for(executor, 0.2)          # discovery's own traffic settles
     waits = executor.waits
     for i in range(50):
         pub.publish(String(data=str(i)))
@@ -76,7 +79,7 @@ def test_a_service_answers_and_a_client_future_completes(graph):
     asked: list[list[str]] = []
     server.create_service(GetParameters, "names", lambda req, resp: (asked.append(list(req.names)), resp)[1])
     client = caller.create_client(GetParameters, "names")
-    assert spin_until(executor, client.service_is_ready)
+    spin_until(executor, client.service_is_ready)
     future = client.call_async(GetParameters.Request(names=["speed"]))
     executor.spin_until_future_complete(future, timeout_sec=5.0)
     assert future.done() and future.result() is not None
@@ -109,7 +112,7 @@ def test_an_async_action_goal_awaiting_a_future_lets_the_node_s_other_callbacks_
     bridge.create_subscription(String, "telemetry", on_message, 10)
     pub = dispatcher.create_publisher(String, "telemetry", 10)
     client = ActionClient(dispatcher, ExecuteMission, "execute_mission")
-    assert spin_until(executor, client.server_is_ready)
+    spin_until(executor, client.server_is_ready)
     connected(executor, pub)
     goal = client.send_goal_async(ExecuteMission.Goal())
     executor.spin_until_future_complete(goal, timeout_sec=5.0)
@@ -117,7 +120,7 @@ def test_an_async_action_goal_awaiting_a_future_lets_the_node_s_other_callbacks_
     result = goal.result().get_result_async()
     for word in ("climbing", "on scene"):
         pub.publish(String(data=word))
-        assert spin_until(executor, lambda word=word: heard and heard[-1] == word)
+        spin_until(executor, lambda word=word: heard and heard[-1] == word)
     assert not result.done()
     pub.publish(String(data="landed"))
     executor.spin_until_future_complete(result, timeout_sec=5.0)
@@ -140,15 +143,15 @@ def test_an_exception_in_a_callback_comes_out_of_spin_once_and_the_next_message_
     connected(executor, pub)
     pub.publish(String(data="bad"))
     with pytest.raises(ValueError, match="malformed"):
-        spin_until(executor, lambda: False, 5.0)
+        spin_for(executor, 5.0)
     pub.publish(String(data="good"))
-    assert spin_until(executor, lambda: received == ["good"])
+    spin_until(executor, lambda: received == ["good"])
 
 
 def test_spin_once_returns_after_its_timeout_when_nothing_is_ready(graph):
     executor, node = graph
     node("idle")
-    spin_until(executor, lambda: False, 0.3)
+    spin_for(executor, 0.3)
     started = time.monotonic()
     executor.spin_once(timeout_sec=0.2)
     assert 0.15 <= time.monotonic() - started < 1.0
@@ -174,11 +177,11 @@ def test_a_subscription_destroyed_by_an_earlier_callback_in_the_same_wake_is_not
     second_pub.publish(String(data="late"))
     first_pub.publish(String(data="go"))
     time.sleep(0.2)                 # both ready before one wait
-    assert spin_until(executor, lambda: first_heard == ["go"])
-    spin_until(executor, lambda: False, 0.3)
+    spin_until(executor, lambda: first_heard == ["go"])
+    spin_for(executor, 0.3)
     assert second_heard in ([], ["late"])       # called only if its wait came first
     second_pub.publish(String(data="after"))
-    spin_until(executor, lambda: False, 0.3)
+    spin_for(executor, 0.3)
     assert "after" not in second_heard
 
 
@@ -202,12 +205,12 @@ def test_a_callback_group_busy_with_a_suspended_coroutine_holds_its_other_callba
     connected(executor, pub_slow)
     connected(executor, pub_other)
     pub_slow.publish(String(data="x"))
-    assert spin_until(executor, lambda: events == ["slow began"])
+    spin_until(executor, lambda: events == ["slow began"])
     pub_other.publish(String(data="other"))
-    spin_until(executor, lambda: False, 0.3)
+    spin_for(executor, 0.3)
     assert events == ["slow began"], "a callback ran while its group was busy"
     release.set_result(True)
-    assert spin_until(executor, lambda: events == ["slow began", "slow ended", "other"])
+    spin_until(executor, lambda: events == ["slow began", "slow ended", "other"])
 
 
 def test_a_cancelled_timer_is_not_called_and_a_running_one_is(graph):
@@ -218,5 +221,5 @@ def test_a_cancelled_timer_is_not_called_and_a_running_one_is(graph):
     ticking.create_timer(0.02, lambda: fast.append(time.monotonic()))
     stopped = ticking.create_timer(0.02, lambda: cancelled.append(time.monotonic()))
     stopped.cancel()
-    assert spin_until(executor, lambda: len(fast) >= 10)
+    spin_until(executor, lambda: len(fast) >= 10)
     assert cancelled == []
