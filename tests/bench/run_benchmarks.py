@@ -87,6 +87,105 @@ def bench_simulator_node(vehicles: int, seconds: float = 8.0) -> dict:
     return {"vehicles": vehicles, "cameras": False, "real_time_factor": rtf, "peak_rss_mb": peak_rss_mb()}
 
 
+def _executor_wake(executor_kind: str, seconds: float) -> dict:
+    """CPU of the spinning thread of a bridge-sized node, woken as in the graph at 10 x: /clock every 20 ms
+    of wall time (0.2 s of sim time) and three telemetry messages with each tick, from another participant."""
+    import threading
+
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from rclpy.action import ActionClient, ActionServer
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import String
+
+    from dfr_common.ros.lean_node import LeanNode
+    from dfr_common.ros.node_main import make_executor
+    from dfr_interfaces.action import ExecuteMission
+    from dfr_interfaces.srv import ReportIncident
+
+    node_context, source_context = Context(), Context()
+    rclpy.init(context=node_context)
+    rclpy.init(context=source_context)
+    stop = threading.Event()
+    try:
+        node = LeanNode("bench_bridge", context=node_context,
+                        parameter_overrides=[Parameter("use_sim_time", value=True)])
+        calls = {"telemetry": 0, "setpoint_timer": 0}
+
+        def count(what):
+            calls[what] += 1
+
+        node.create_subscription(String, "/bench/telemetry", lambda m: count("telemetry"), 10)
+        for i in range(11):
+            node.create_subscription(String, f"/bench/idle{i}", lambda m: None, 10)
+        node.create_timer(0.1, lambda: count("setpoint_timer"))
+        for period_s in (0.5, 1.0, 2.0):
+            node.create_timer(period_s, lambda: None)
+        for i in range(4):
+            node.create_client(ReportIncident, f"/bench/client{i}")
+        for i in range(2):
+            ActionServer(node, ExecuteMission, f"/bench/action{i}", lambda goal: ExecuteMission.Result())
+        ActionClient(node, ExecuteMission, "/bench/dispatch")
+        source = rclpy.create_node("bench_source", context=source_context)
+        clock_pub = source.create_publisher(Clock, "/clock",
+                                            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        telemetry_pub = source.create_publisher(String, "/bench/telemetry", 10)
+
+        def publish():
+            sim_ns = 0
+            while not stop.is_set():
+                sim_ns += 200_000_000
+                clock_pub.publish(Clock(clock=Time(sec=sim_ns // 1_000_000_000, nanosec=sim_ns % 1_000_000_000)))
+                for _ in range(3):
+                    telemetry_pub.publish(String(data="x" * 100))
+                time.sleep(0.02)
+
+        executor = (SingleThreadedExecutor(context=node_context) if executor_kind == "rclpy"
+                    else make_executor(node_context))
+        executor.add_node(node)
+        feeder = threading.Thread(target=publish, daemon=True)
+        feeder.start()
+        warm_until = time.monotonic() + 1.0
+        while time.monotonic() < warm_until:
+            executor.spin_once(timeout_sec=0.1)
+        before = dict(calls)
+        cpu0, wall0 = time.thread_time(), time.monotonic()
+        while time.monotonic() - wall0 < seconds:
+            executor.spin_once(timeout_sec=0.1)
+        cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
+        stop.set()
+        feeder.join()
+        executor.shutdown()
+        for made in (node, source):
+            made.destroy_node()
+    finally:
+        stop.set()
+        node_context.try_shutdown()
+        source_context.try_shutdown()
+    called = {k: calls[k] - before[k] for k in calls}
+    if not called["telemetry"] or not called["setpoint_timer"]:
+        raise RuntimeError(f"the bridge-sized node was not woken as it should be: {called}")
+    return {"cpu_fraction_of_a_core": cpu / wall, "telemetry_messages": called["telemetry"],
+            "setpoint_timer_calls": called["setpoint_timer"],
+            "cpu_ms_per_callback": 1e3 * cpu / max(1, sum(called.values()))}
+
+
+def bench_executor_wake(seconds: float = 10.0) -> dict:
+    """rclpy's SingleThreadedExecutor against the graph's LeanExecutor (dfr_common.ros.lean_executor) on the
+    same bridge-sized node: the spinning thread's CPU (Fast DDS's own threads are the same for both)."""
+    rclpy_executor = _executor_wake("rclpy", seconds)
+    lean_executor = _executor_wake("lean", seconds)
+    return {"node": "12 subscriptions, 4 timers on sim time, 4 clients, 2 action servers, 1 action client",
+            "wake": "/clock every 20 ms wall (0.2 s sim, 10 x) and 3 telemetry messages each tick",
+            "seconds": seconds, "rclpy_single_threaded": rclpy_executor, "lean": lean_executor,
+            "cpu_saved_fraction": 1.0 - lean_executor["cpu_fraction_of_a_core"]
+            / max(1e-9, rclpy_executor["cpu_fraction_of_a_core"])}
+
+
 def bench_mission_sequencer(updates: int = 20000) -> dict:
     """Cost of one sequencer update in transit (the bridge runs it at 10 Hz per vehicle)."""
     from dfr_bridge.mission_sequencer import MissionSequencer, MissionSpec, SequencerConfig, Telemetry, Waypoint
@@ -330,6 +429,7 @@ BENCHMARKS = {
     "simulator_node_9_vehicles": lambda: bench_simulator_node(9),
     "simulator_node_50_vehicles": lambda: bench_simulator_node(50),
     "mission_sequencer_update": bench_mission_sequencer,
+    "executor_wake_bridge_sized": bench_executor_wake,
     "call_validation": bench_call_validation,
     "camera_islington_640x480": bench_camera_islington,
     "intake_burst_10000": bench_intake_burst,
