@@ -91,6 +91,7 @@ class PerceptionPipeline:
         self.selection = selection or SelectionConfig()
         self.last_detections: list = []          # the last image's, for evaluation traces
         self._ground_before: np.ndarray | None = None   # the last image's ground-to-pixel homography
+        self._whole_size: dict[int, float] = {}         # each track's ground size when last seen whole
 
     def reset(self) -> None:
         """A new mission or a gap in the images: nothing carries over."""
@@ -100,6 +101,7 @@ class PerceptionPipeline:
         self.tracker.reset()
         self.smoother = GroundTrackSmoother(self.smoother_config)
         self._ground_before = None
+        self._whole_size.clear()
 
     def process(self, image: np.ndarray, stamp_s: float, pose: CameraPose, k: np.ndarray) -> list[GroundTrack]:
         ground_now = ground_homography(k, pose.position_enu, pose.rotation()) if pose.finite() else None
@@ -114,6 +116,8 @@ class PerceptionPipeline:
         live = {t.track_id for t in tracks}
         for stale in [i for i in self.smoother.track_ids if int(i) not in live]:
             self.smoother.drop(stale)
+        for stale in [i for i in self._whole_size if i not in live]:
+            del self._whole_size[stale]
         if not tracks:
             return []
         boxes = np.array([t.box for t in tracks], dtype=float)
@@ -125,6 +129,7 @@ class PerceptionPipeline:
             rotation = pose.rotation()
             ground, uncertainty = geolocate_boxes(k, pose.position_enu, rotation, boxes, self.geolocation)
             sizes = ground_size_m(k, pose.position_enu, rotation, boxes, self.geolocation)
+        sizes = self._sizes_of_whole_boxes(tracks, boxes, sizes, image.shape[1], image.shape[0])
         out = []
         for track, xy, sigma, size in zip(tracks, ground, uncertainty, sizes):
             velocity = np.full(2, np.nan)
@@ -138,6 +143,26 @@ class PerceptionPipeline:
             out.append(GroundTrack(track.track_id, track.state, tuple(float(v) for v in track.box),
                                    float(track.score), position, float(sigma), velocity, float(size), kind))
         return out
+
+
+    def _sizes_of_whole_boxes(self, tracks, boxes: np.ndarray, sizes: np.ndarray, width: int,
+                              height: int) -> np.ndarray:
+        """Each track's ground size as last measured with its whole box in the image. A box cut by the
+        image's edge measures only the part in view: a car leaving the frame measured as an e-bike for
+        its last image, and was chosen as the e-bike the drone was sent for."""
+        margin = _EDGE_MARGIN_PX
+        cut = (boxes[:, 0] <= margin) | (boxes[:, 1] <= margin) | (boxes[:, 2] >= width - 1 - margin) | \
+              (boxes[:, 3] >= height - 1 - margin)
+        out = np.array(sizes, dtype=float)
+        for n, track in enumerate(tracks):
+            if not cut[n] and math.isfinite(out[n]):
+                self._whole_size[track.track_id] = float(out[n])
+            elif cut[n]:
+                out[n] = self._whole_size.get(track.track_id, math.nan)
+        return out
+
+
+_EDGE_MARGIN_PX = 3.0       # a box this close to the image's edge may be cut by it
 
 
 def _off_the_way_m(position_xy: np.ndarray, way: tuple[np.ndarray, np.ndarray]) -> float:
@@ -192,6 +217,9 @@ class TargetState:
     selected_by: str = ""
     reason: str = ""
     events: list[str] = field(default_factory=list)
+
+
+_HELD_LOST_S = 0.5
 
 
 class TargetKeeper:
@@ -252,9 +280,15 @@ class TargetKeeper:
             self._take_handover(stamp_s, tracks, events)
         if self._started_s is None:
             self._started_s = stamp_s
-        if self.target_id is not None and self.target_id not in by_id:
-            # the tracker gave it up: a new track where it should be now takes it over, before any other choice
-            self._reacquire(stamp_s, tracks, events)
+        if self.target_id is not None and (self.target_id not in by_id or by_id[self.target_id].state == "lost"):
+            # The tracker lost it, or gave it up: a new track where it should be now takes it over, before any
+            # other choice. While the tracker still holds the lost track (it may yet see it again), only a
+            # confirmed one: a rider slowing to turn back, or a new track of him starting from rest, is not
+            # fast enough for the incident's words, and waiting for the old track to be dropped lost riders
+            # at every turn in the evening peak's chase.
+            held = self.target_id in by_id
+            if not held or stamp_s - self.last_seen_s >= _HELD_LOST_S:
+                self._reacquire(stamp_s, tracks, events, confirmed_only=held)
         if self.criteria is not None and self._handover is None and self.selected_by in ("", "incident"):
             self._choose_from_incident(stamp_s, tracks, by_id, events)
         current = by_id.get(self.target_id) if self.target_id is not None else None
@@ -382,12 +416,14 @@ class TargetKeeper:
         return self.last is not None and math.isfinite(self.last_seen_s) and \
             stamp_s - self.last_seen_s <= self.config.reacquire_within_s
 
-    def _reacquire(self, stamp_s: float, tracks: list[GroundTrack], events: list[str]) -> None:
+    def _reacquire(self, stamp_s: float, tracks: list[GroundTrack], events: list[str],
+                   confirmed_only: bool = False) -> None:
         if not self._recently_seen(stamp_s):
             return
         way = self._way_since_seen(stamp_s)
         # On the way it may have gone; of two there, the one nearer where its last velocity puts it.
-        match = self._nearest([t for t in tracks if self._like_target(t)],
+        match = self._nearest([t for t in tracks if self._like_target(t)
+                               and (not confirmed_only or t.state == "confirmed")],
                               lambda t: (_off_the_way_m(t.position_xy, way),
                                          float(np.hypot(*(t.position_xy - way[1])))),
                               self.config.reacquire_radius_m)
