@@ -23,6 +23,7 @@ import json
 import math
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,10 @@ class ChaseConfig:
     max_speed_m_s: float = 15.0
     max_accel_m_s2: float = 4.0
     gimbal_slew_deg_s: float = 30.0             # the bridge's max_camera_rate_deg_s
+    # Frames between the follow controller's command and the drone flying it. 0: at once. In the graph a
+    # setpoint goes from follow through the bridge to the autopilot, and the pose follow works from is
+    # MAVROS's last report, so the drone answers a frame or two late.
+    command_delay_frames: int = 0
     gps_error_m: float = 0.0                    # a constant offset of the drone's reported position
     min_visible_px: float = 4.0                 # a truth box smaller than this is not counted
     moving_speed_m_s: float = 0.5               # actors slower than this are not in the tracking truth
@@ -186,6 +191,9 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
     gps_offset = np.array([config.gps_error_m, 0.0, 0.0])
 
     dt = 1.0 / config.frame_rate_hz
+    if config.command_delay_frames < 0:
+        raise ValueError(f"command_delay_frames must be 0 or more, got {config.command_delay_frames}")
+    commands: deque = deque()
     gt_ids, tr_ids, similarity = [], [], []
     in_view, target_errors, track_errors, correct_target = [], [], [], []
     timings = []
@@ -243,14 +251,16 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
             trace.append(_trace_record(t, drone, truth.get(bike.id) if bike is not None else None,
                                        pipeline.last_detections, live, target, command,
                                        bike.position[:2] if bike is not None else None))
-        if command.state is FollowState.ACQUIRING:
+        commands.append(command)
+        flown = commands.popleft() if len(commands) > config.command_delay_frames else None
+        if flown is None or flown.state is FollowState.ACQUIRING:
             # No target yet: the follow node sends nothing, and the bridge's on-scene orbit keeps the camera
             # on the incident; here the drone holds and looks at it.
             pitch, yaw = mount_angles_to(drone.position, drone.heading, incident_xy)
             drone.step(dt, drone.position, np.zeros(3), math.nan, pitch, yaw)
         else:
-            drone.step(dt, command.setpoint_enu, command.velocity_enu, command.heading_rad,
-                       command.gimbal_pitch_deg, command.gimbal_yaw_deg)
+            drone.step(dt, flown.setpoint_enu, flown.velocity_enu, flown.heading_rad,
+                       flown.gimbal_pitch_deg, flown.gimbal_yaw_deg)
     metrics = _trackeval(gt_ids, tr_ids, similarity)
     ms = np.array(timings) * 1e3
     return {
@@ -311,6 +321,9 @@ def main(argv=None) -> int:
     parser.add_argument("--arrival", type=float, default=0.0,
                         help="sim seconds the actors move before the drone is on scene (in the graph: its flight)")
     parser.add_argument("--height", type=float, default=ChaseConfig.start_height_m, help="the drone's height on scene")
+    parser.add_argument("--command-delay", type=int, default=0, metavar="FRAMES",
+                        help="frames between the follow controller's command and the drone flying it (the graph's "
+                             "drone answers a frame or two late)")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     parser.add_argument("--trace", type=Path, help="write a JSON line per frame here: the suspect, its detection, "
                                                     "its track, the target and the follow state")
@@ -319,7 +332,8 @@ def main(argv=None) -> int:
     trace = [] if args.trace else None
     result = run_chase(args.scenario, args.fleet, args.world,
                        ChaseConfig(duration_s=args.duration, gps_error_m=args.gps_error, frame_rate_hz=args.frame_rate,
-                                   seed=args.seed, arrival_s=args.arrival, start_height_m=args.height), trace=trace)
+                                   seed=args.seed, arrival_s=args.arrival, start_height_m=args.height,
+                                   command_delay_frames=args.command_delay), trace=trace)
     if args.trace:
         args.trace.parent.mkdir(parents=True, exist_ok=True)
         args.trace.write_text("".join(json.dumps(r) + "\n" for r in trace))

@@ -62,3 +62,17 @@ def test_the_chase_evaluation_can_start_after_the_rider_set_off_and_trace_each_f
     assert trace[0]["t"] == 3.0 and trace[-1]["t"] == 3.0 + 2.0 - 1.0 / ChaseConfig.frame_rate_hz
     assert {"suspect_box", "suspect_detected", "suspect_track", "target", "follow", "look_at"} <= set(trace[0])
     assert all(r["follow"] in ("acquiring", "following", "searching", "lost") for r in trace)
+
+
+def test_the_chase_evaluation_can_fly_the_follow_commands_late_as_the_graph_does():
+    import pytest
+
+    from dfr_bringup.chase_eval import ChaseConfig, run_chase
+    files = (CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
+             CONFIG / "world" / "islington.geojson")
+    small = dict(duration_s=2.0, lead_in_s=1.0, width=320, height=240, processing_width=320)
+    trace = []
+    result = run_chase(*files, ChaseConfig(command_delay_frames=2, **small), trace=trace)
+    assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz and 0.0 <= result["target_in_view_fraction"] <= 1.0
+    with pytest.raises(ValueError, match="command_delay_frames must be 0 or more"):
+        run_chase(*files, ChaseConfig(command_delay_frames=-1, **small))
