@@ -33,6 +33,9 @@ from dfr_perception.target_selection import (
 )
 from dfr_perception.tracker import Tracker, TrackerConfig
 
+_EDGE_MARGIN_PX = 3.0   # a box this close to the image's edge may be cut by it
+_HELD_LOST_S = 0.5      # a target lost this long may be taken over while the tracker still holds its track
+
 
 @dataclass(frozen=True)
 class CameraPose:
@@ -144,7 +147,6 @@ class PerceptionPipeline:
                                    float(track.score), position, float(sigma), velocity, float(size), kind))
         return out
 
-
     def _sizes_of_whole_boxes(self, tracks, boxes: np.ndarray, sizes: np.ndarray, width: int,
                               height: int) -> np.ndarray:
         """Each track's ground size as last measured with its whole box in the image. A box cut by the
@@ -160,9 +162,6 @@ class PerceptionPipeline:
             elif cut[n]:
                 out[n] = self._whole_size.get(track.track_id, math.nan)
         return out
-
-
-_EDGE_MARGIN_PX = 3.0       # a box this close to the image's edge may be cut by it
 
 
 def _off_the_way_m(position_xy: np.ndarray, way: tuple[np.ndarray, np.ndarray]) -> float:
@@ -217,9 +216,6 @@ class TargetState:
     selected_by: str = ""
     reason: str = ""
     events: list[str] = field(default_factory=list)
-
-
-_HELD_LOST_S = 0.5
 
 
 class TargetKeeper:
