@@ -4,7 +4,9 @@ Sim-time timers are covered by tests/test_executor_sim_time.py; the whole graph'
 """
 from __future__ import annotations
 
+import gc
 import time
+import warnings
 
 import pytest
 
@@ -223,3 +225,22 @@ def test_a_cancelled_timer_is_not_called_and_a_running_one_is(graph):
     stopped.cancel()
     spin_until(executor, lambda: len(fast) >= 10)
     assert cancelled == []
+
+
+def test_a_task_never_started_is_closed_at_shutdown_and_leaves_no_never_awaited_warning(bare_ros_context):
+    from dfr_common.ros.node_main import make_executor
+
+    executor = make_executor(bare_ros_context)
+    ran = []
+
+    async def mission():
+        ran.append(True)
+
+    task = executor.create_task(mission)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        executor.shutdown()
+        assert task.cancelled() and not ran
+        del task
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]

@@ -16,7 +16,7 @@ exception from a callback raised out of `spin_once`. Plain subscription and time
 are called directly; everything else (an async callback, a client's response, a service, a
 guard condition, an action's waitable) goes through rclpy's own handler, as before.
 
-It relies on rclpy's executor internals (`_tasks`, `_make_handler`, `_take_*`), which is why
+It relies on rclpy's executor internals (`_tasks`, `Task._handler`, `_make_handler`, `_take_*`), which is why
 rclpy's version is pinned with the rest of ROS 2; tests/test_lean_executor.py checks the
 behaviour each node depends on.
 """
@@ -51,6 +51,20 @@ class LeanExecutor(SingleThreadedExecutor):
         self._wait_set = None
         self._wait_set_counts = None
         self.waits = 0          # wait-set waits so far, for tests and profiling
+
+    def shutdown(self, timeout_sec=None) -> bool:
+        """Stop, and close the coroutine of each task never started (a goal accepted as the graph
+        stops): left to the garbage collector, it warns that it was never awaited. A task already
+        started is only cancelled, so that none of its code runs after the stop."""
+        stopped = super().shutdown(timeout_sec)
+        with self._tasks_lock:
+            tasks, self._tasks = self._tasks, []
+        for task, _entity, _node in tasks:
+            handler = task._handler
+            if inspect.iscoroutine(handler) and inspect.getcoroutinestate(handler) == inspect.CORO_CREATED:
+                handler.close()
+            task.cancel()
+        return stopped
 
     def _spin_once_impl(self, timeout_sec=None, wait_condition=lambda: False) -> None:
         self._cb_iter = None          # rclpy's generator is not used; never resume a stale one
