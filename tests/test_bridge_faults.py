@@ -169,8 +169,8 @@ def test_on_scene_it_orbits_with_the_camera_down_on_the_incident_and_follows_a_f
     distance = math.dist(flight.model.position[:2], (300.0 + 3.0, 0.0))   # uav1's dock is 3 m west of base
     assert distance == pytest.approx(40.0, abs=8.0)
 
-    def follow(mission_id):
-        lat, lon, _ = flight.frame.to_geodetic(350.0, 60.0, 0.0)
+    def follow(mission_id, east=350.0, north=60.0):
+        lat, lon, _ = flight.frame.to_geodetic(east, north, 0.0)
         msg = FollowSetpoint(mission_id=mission_id, track_id="T1", latitude=float(lat), longitude=float(lon),
                              altitude_rel_m=40.0)
         msg.header.stamp = flight.graph.client_node.get_clock().now().to_msg()
@@ -190,6 +190,15 @@ def test_on_scene_it_orbits_with_the_camera_down_on_the_incident_and_follows_a_f
         follow("M-fault")
         flight.spin_for(0.2)
     assert math.dist(flight.model.position[:2], (350.0, 60.0)) < 10.0
+    # A new setpoint is flown at once, not at the bridge's next control tick (a frame later on a 0.2 s
+    # clock): with that tick stopped, it still reaches PX4.
+    control = flight.graph.bridges["uav1"]._mission_timers[0]
+    control.cancel()
+    before = flight.model._setpoint.position.copy()
+    follow("M-fault", east=320.0, north=30.0)
+    flight.graph.spin_until(lambda: math.dist(flight.model._setpoint.position[:2], before[:2]) > 20.0, 5,
+                            "the new follow setpoint at PX4 with the control tick stopped")
+    control.reset()
     flight.spin_for(5.0)                     # the stream stops: back to circling
     assert flight.feedback[-1].phase.value == MissionPhase.ON_SCENE
     cancel = flight.handle.cancel_goal_async()

@@ -286,6 +286,11 @@ class BridgeNode(LeanNode):
         seq.follow(FollowTarget(to_seconds(msg.header.stamp), msg.track_id, msg.latitude, msg.longitude,
                                 msg.altitude_rel_m, (msg.velocity.x, msg.velocity.y, 0.0),
                                 msg.look_at.latitude, msg.look_at.longitude))
+        if seq.phase == Phase.FOLLOW:
+            # Flown and aimed at once, not at the next control tick: on a 0.2 s clock that tick is a
+            # frame later, and a frame's delay cost the chase evaluation a fifth of the rider in view.
+            self._control()
+            self._publish_gimbal()
 
     def _on_incident(self, msg: Incident):
         if keep_latest(self.incidents, msg) and msg.state != Incident.STATE_OPEN:
