@@ -74,6 +74,13 @@ class ChaseConfig:
     # setpoint goes from follow through the bridge to the autopilot, and the pose follow works from is
     # MAVROS's last report, so the drone answers a frame or two late.
     command_delay_frames: int = 0
+    # Frames between an image and its sighting reaching the follow controller, which then steers at once
+    # from the sighting carried on to its own time: the graph's lockstep lets sim time run a tick ahead
+    # of perception, so most sightings come a frame after their image.
+    observation_delay_frames: int = 0
+    # Where the drone comes on scene, east and north of the incident (m). The graph's drone arrives on its
+    # orbit round the incident, on the side it flew in from, and looks at the incident from there.
+    start_offset_m: tuple[float, float] = (0.0, -30.0)
     gps_error_m: float = 0.0                    # a constant offset of the drone's reported position
     min_visible_px: float = 4.0                 # a truth box smaller than this is not counted
     moving_speed_m_s: float = 0.5               # actors slower than this are not in the tracking truth
@@ -186,14 +193,19 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
     keeper.set_incident(TargetCriteria.from_incident(call.get("category", ""), call.get("description", ""),
                                                      call.get("suspect_description", "")), incident_xy)
     follow = FollowController(FollowConfig(height_m=config.start_height_m))
-    drone = _Drone((incident_xy[0], incident_xy[1] - 30.0, config.start_height_m), config)
+    east, north = config.start_offset_m
+    if not (math.isfinite(east) and math.isfinite(north)):
+        raise ValueError(f"start_offset_m must be finite metres, got {config.start_offset_m}")
+    drone = _Drone((incident_xy[0] + east, incident_xy[1] + north, config.start_height_m), config)
     drone.pitch, drone.yaw = mount_angles_to(drone.position, drone.heading, incident_xy)
     gps_offset = np.array([config.gps_error_m, 0.0, 0.0])
 
     dt = 1.0 / config.frame_rate_hz
-    if config.command_delay_frames < 0:
-        raise ValueError(f"command_delay_frames must be 0 or more, got {config.command_delay_frames}")
+    for name in ("command_delay_frames", "observation_delay_frames"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be 0 or more, got {getattr(config, name)}")
     commands: deque = deque()
+    observations: deque = deque()
     gt_ids, tr_ids, similarity = [], [], []
     in_view, target_errors, track_errors, correct_target = [], [], [], []
     timings = []
@@ -218,7 +230,9 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
         if target.state == "tracking":
             observation = TargetObservation(t, tuple(target.track.position_xy), tuple(
                 np.nan_to_num(target.track.velocity_xy)), str(target.track.track_id))
-        command = follow.update(t, drone.position, drone.heading, observation)
+        observations.append(observation)
+        seen = observations.popleft() if len(observations) > config.observation_delay_frames else None
+        command = follow.update(t, drone.position, drone.heading, seen)
         timings.append(time.perf_counter() - began)
         if n < 0:
             continue
@@ -324,6 +338,11 @@ def main(argv=None) -> int:
     parser.add_argument("--command-delay", type=int, default=0, metavar="FRAMES",
                         help="frames between the follow controller's command and the drone flying it (the graph's "
                              "drone answers a frame or two late)")
+    parser.add_argument("--observation-delay", type=int, default=0, metavar="FRAMES",
+                        help="frames between an image and its sighting reaching the follow controller (the graph's "
+                             "lockstep lets sim time run a frame ahead of perception)")
+    parser.add_argument("--start-offset", type=float, nargs=2, default=ChaseConfig.start_offset_m,
+                        metavar=("EAST", "NORTH"), help="where the drone comes on scene, from the incident (m)")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     parser.add_argument("--trace", type=Path, help="write a JSON line per frame here: the suspect, its detection, "
                                                     "its track, the target and the follow state")
@@ -333,7 +352,9 @@ def main(argv=None) -> int:
     result = run_chase(args.scenario, args.fleet, args.world,
                        ChaseConfig(duration_s=args.duration, gps_error_m=args.gps_error, frame_rate_hz=args.frame_rate,
                                    seed=args.seed, arrival_s=args.arrival, start_height_m=args.height,
-                                   command_delay_frames=args.command_delay), trace=trace)
+                                   command_delay_frames=args.command_delay,
+                                   observation_delay_frames=args.observation_delay,
+                                   start_offset_m=tuple(args.start_offset)), trace=trace)
     if args.trace:
         args.trace.parent.mkdir(parents=True, exist_ok=True)
         args.trace.write_text("".join(json.dumps(r) + "\n" for r in trace))

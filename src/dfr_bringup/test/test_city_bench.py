@@ -1,6 +1,7 @@
 """The dispatch comparison of `make bench`, on a short evening."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
@@ -76,3 +77,26 @@ def test_the_chase_evaluation_can_fly_the_follow_commands_late_as_the_graph_does
     assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz and 0.0 <= result["target_in_view_fraction"] <= 1.0
     with pytest.raises(ValueError, match="command_delay_frames must be 0 or more"):
         run_chase(*files, ChaseConfig(command_delay_frames=-1, **small))
+    trace = []
+    result = run_chase(*files, ChaseConfig(observation_delay_frames=1, **small), trace=trace)
+    assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz and 0.0 <= result["target_in_view_fraction"] <= 1.0
+    with pytest.raises(ValueError, match="observation_delay_frames must be 0 or more"):
+        run_chase(*files, ChaseConfig(observation_delay_frames=-2, **small))
+
+
+def test_the_chase_evaluation_can_bring_the_drone_on_scene_where_the_graph_s_drone_arrives():
+    import pytest
+
+    from dfr_bringup.chase_eval import ChaseConfig, run_chase
+    files = (CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
+             CONFIG / "world" / "islington.geojson")
+    small = dict(duration_s=0.4, lead_in_s=0.2, width=320, height=240, processing_width=320)
+    starts = {}
+    for offset in ((0.0, -30.0), (-23.0, -34.0)):
+        trace = []
+        run_chase(*files, ChaseConfig(start_offset_m=offset, **small), trace=trace)
+        starts[offset] = trace[0]["drone"][:2]
+    moved = [a - b for a, b in zip(starts[(-23.0, -34.0)], starts[(0.0, -30.0)], strict=True)]
+    assert moved == pytest.approx([-23.0, -4.0], abs=0.5)
+    with pytest.raises(ValueError, match="start_offset_m must be finite"):
+        run_chase(*files, ChaseConfig(start_offset_m=(math.nan, 0.0), **small))
