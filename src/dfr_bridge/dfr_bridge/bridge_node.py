@@ -142,8 +142,8 @@ class BridgeNode(LeanNode):
             Param("on_scene_height_m", 40.0, "height above home the scene is watched from (the transit layers are "
                   "higher): from 40 m a 640 px camera of 80 degrees makes out a 2 m e-bike 60 m away in about 13 px; "
                   "0 keeps the height it arrives at", 0.0, 120.0),
-            Param("max_camera_rate_deg_s", 30.0, "looking down, the camera pans no faster than this in the world: "
-                  "a steady picture for the control room and the motion detector", 1.0, 360.0),
+            Param("max_camera_rate_deg_s", 90.0, "looking down, the camera pans no faster than this in the world: "
+                  "a new target is panned to, not jumped to, yet a rider passing close by is kept", 1.0, 360.0),
             Param("camera_ahead_pitch_deg", 0.0, "camera pitch (MOUNT degrees, 0 level) wherever the flight rules "
                   "keep it from looking down: in transit, on the way home", -20.0, 20.0),
             Param("incidents_topic", "/dfr/incidents", "intake's latched incidents, by which missions are checked"),

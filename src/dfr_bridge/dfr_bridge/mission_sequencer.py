@@ -104,8 +104,8 @@ class SequencerConfig:
     # steady picture is what the control room watches and what the motion detector can follow.
     max_yaw_rate_deg_s: float = 45.0
     # Looking down, the camera turns no faster than this in the world, whatever the nose does: a new target or
-    # look-at point is panned to, not jumped to.
-    max_camera_rate_deg_s: float = 30.0
+    # look-at point is panned to, not jumped to; a rider passing close by is kept in the picture.
+    max_camera_rate_deg_s: float = 90.0
 
 
 @dataclass(frozen=True)

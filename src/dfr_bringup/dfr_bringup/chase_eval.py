@@ -69,7 +69,7 @@ class ChaseConfig:
     arrival_s: float = 0.0                      # the actors move this long before the drone is on scene (its flight)
     max_speed_m_s: float = 15.0
     max_accel_m_s2: float = 4.0
-    gimbal_slew_deg_s: float = 30.0             # the bridge's max_camera_rate_deg_s
+    gimbal_slew_deg_s: float = 30.0             # of the gimbal against the nose (the bridge's limit is in the world)
     # Frames between the follow controller's command and the drone flying it. 0: at once. In the graph a
     # setpoint goes from follow through the bridge to the autopilot, and the pose follow works from is
     # MAVROS's last report, so the drone answers a frame or two late.
