@@ -146,6 +146,12 @@ class _Drone:
         self.yaw += max(-slew, min(slew, yaw_error))
 
 
+def _delayed(queue: deque, item, frames: int):
+    """`item` in, and what came in `frames` frames ago out (None until then)."""
+    queue.append(item)
+    return queue.popleft() if len(queue) > frames else None
+
+
 def _trackeval(gt_ids, tr_ids, similarity) -> dict:
     """MOTA, IDF1 and HOTA by trackeval's own metrics, from per-frame ids and IoU matrices."""
     with contextlib.redirect_stdout(io.StringIO()):       # trackeval prints about its optional datasets
@@ -230,8 +236,7 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
         if target.state == "tracking":
             observation = TargetObservation(t, tuple(target.track.position_xy), tuple(
                 np.nan_to_num(target.track.velocity_xy)), str(target.track.track_id))
-        observations.append(observation)
-        seen = observations.popleft() if len(observations) > config.observation_delay_frames else None
+        seen = _delayed(observations, observation, config.observation_delay_frames)
         command = follow.update(t, drone.position, drone.heading, seen)
         timings.append(time.perf_counter() - began)
         if n < 0:
@@ -265,8 +270,7 @@ def run_chase(scenario_file: Path, fleet_file: Path, world_file: Path, config: C
             trace.append(_trace_record(t, drone, truth.get(bike.id) if bike is not None else None,
                                        pipeline.last_detections, live, target, command,
                                        bike.position[:2] if bike is not None else None))
-        commands.append(command)
-        flown = commands.popleft() if len(commands) > config.command_delay_frames else None
+        flown = _delayed(commands, command, config.command_delay_frames)
         if flown is None or flown.state is FollowState.ACQUIRING:
             # No target yet: the follow node sends nothing, and the bridge's on-scene orbit keeps the camera
             # on the incident; here the drone holds and looks at it.

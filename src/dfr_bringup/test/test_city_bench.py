@@ -4,12 +4,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dfr_bringup.city_bench import compare_policies, scenario_incidents
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config"
+# The chase evaluation's scenario, fleet and world
+CHASE_FILES = (CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
+               CONFIG / "world" / "islington.geojson")
 
 
 def short_evening(tmp_path: Path, hours: float = 1.0) -> Path:
@@ -42,11 +46,9 @@ def test_both_policies_answer_every_incident_of_a_short_evening(tmp_path):
 
 def test_the_chase_evaluation_scores_a_short_chase_with_trackeval():
     from dfr_bringup.chase_eval import ChaseConfig, run_chase
-    result = run_chase(CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
-                       CONFIG / "world" / "islington.geojson",
+    result = run_chase(*CHASE_FILES,
                        ChaseConfig(duration_s=4.0, lead_in_s=3.0, width=320, height=240, processing_width=320))
     assert result["frames"] == 4.0 * ChaseConfig.frame_rate_hz and result["truth_boxes"] > 0
-    import math
     assert all(math.isfinite(result[key]) for key in ("MOTA", "IDF1", "HOTA", "pipeline_fps"))
     assert 0.0 <= result["target_in_view_fraction"] <= 1.0 and result["IDF1"] <= 1.0
     assert set(result["target_geolocation_error_m"]) == {"p50", "p90", "samples"}
@@ -56,8 +58,7 @@ def test_the_chase_evaluation_can_start_after_the_rider_set_off_and_trace_each_f
     from dfr_bringup.chase_eval import ChaseConfig, run_chase
     trace = []
     config = ChaseConfig(duration_s=2.0, lead_in_s=1.0, arrival_s=3.0, width=320, height=240, processing_width=320)
-    run_chase(CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
-              CONFIG / "world" / "islington.geojson", config, trace=trace)
+    run_chase(*CHASE_FILES, config, trace=trace)
     assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz
     # the chase's clock starts where the rider's flight left it
     assert trace[0]["t"] == 3.0 and trace[-1]["t"] == 3.0 + 2.0 - 1.0 / ChaseConfig.frame_rate_hz
@@ -66,37 +67,29 @@ def test_the_chase_evaluation_can_start_after_the_rider_set_off_and_trace_each_f
 
 
 def test_the_chase_evaluation_can_fly_the_follow_commands_late_as_the_graph_does():
-    import pytest
-
     from dfr_bringup.chase_eval import ChaseConfig, run_chase
-    files = (CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
-             CONFIG / "world" / "islington.geojson")
     small = dict(duration_s=2.0, lead_in_s=1.0, width=320, height=240, processing_width=320)
     trace = []
-    result = run_chase(*files, ChaseConfig(command_delay_frames=2, **small), trace=trace)
+    result = run_chase(*CHASE_FILES, ChaseConfig(command_delay_frames=2, **small), trace=trace)
     assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz and 0.0 <= result["target_in_view_fraction"] <= 1.0
     with pytest.raises(ValueError, match="command_delay_frames must be 0 or more"):
-        run_chase(*files, ChaseConfig(command_delay_frames=-1, **small))
+        run_chase(*CHASE_FILES, ChaseConfig(command_delay_frames=-1, **small))
     trace = []
-    result = run_chase(*files, ChaseConfig(observation_delay_frames=1, **small), trace=trace)
+    result = run_chase(*CHASE_FILES, ChaseConfig(observation_delay_frames=1, **small), trace=trace)
     assert len(trace) == 2.0 * ChaseConfig.frame_rate_hz and 0.0 <= result["target_in_view_fraction"] <= 1.0
     with pytest.raises(ValueError, match="observation_delay_frames must be 0 or more"):
-        run_chase(*files, ChaseConfig(observation_delay_frames=-2, **small))
+        run_chase(*CHASE_FILES, ChaseConfig(observation_delay_frames=-2, **small))
 
 
 def test_the_chase_evaluation_can_bring_the_drone_on_scene_where_the_graph_s_drone_arrives():
-    import pytest
-
     from dfr_bringup.chase_eval import ChaseConfig, run_chase
-    files = (CONFIG / "scenarios" / "foundation_single_call.yaml", CONFIG / "fleet" / "islington.yaml",
-             CONFIG / "world" / "islington.geojson")
     small = dict(duration_s=0.4, lead_in_s=0.2, width=320, height=240, processing_width=320)
     starts = {}
     for offset in ((0.0, -30.0), (-23.0, -34.0)):
         trace = []
-        run_chase(*files, ChaseConfig(start_offset_m=offset, **small), trace=trace)
+        run_chase(*CHASE_FILES, ChaseConfig(start_offset_m=offset, **small), trace=trace)
         starts[offset] = trace[0]["drone"][:2]
     moved = [a - b for a, b in zip(starts[(-23.0, -34.0)], starts[(0.0, -30.0)], strict=True)]
     assert moved == pytest.approx([-23.0, -4.0], abs=0.5)
     with pytest.raises(ValueError, match="start_offset_m must be finite"):
-        run_chase(*files, ChaseConfig(start_offset_m=(math.nan, 0.0), **small))
+        run_chase(*CHASE_FILES, ChaseConfig(start_offset_m=(math.nan, 0.0), **small))
