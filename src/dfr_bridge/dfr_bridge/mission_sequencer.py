@@ -713,7 +713,7 @@ class MissionSequencer:
 
     def _fly(self, t: Telemetry) -> bool:
         """Stream the follower's guidance; True once the route's last point is reached in OFFBOARD."""
-        guidance = self._follower.update(self._position)
+        guidance = self._follower.update(self._position, t.now_s)
         self.distance_to_go_m, self.eta_s = guidance.remaining_m, guidance.eta_s
         self._stream(guidance.position, guidance.velocity)
         if t.mode != px4.OFFBOARD:
