@@ -37,7 +37,8 @@ def launch_setup(context):
                  speed=float(LaunchConfiguration("speed").perform(context)),
                  world_file=config_path(CONFIG_DIR, LaunchConfiguration("world").perform(context)),
                  vehicles=int(LaunchConfiguration("vehicles").perform(context)),
-                 foxglove=LaunchConfiguration("foxglove").perform(context).lower() in ("true", "1"))
+                 foxglove=LaunchConfiguration("foxglove").perform(context).lower() in ("true", "1"),
+                 bridges_in_one_process=LaunchConfiguration("bridge_processes").perform(context) == "one")
     actions = []
     for spec in sim_graph(run):
         actions += dfr_node_actions(spec, CONFIG_DIR)     # the run ends when the recorder says so
@@ -56,6 +57,9 @@ def generate_launch_description():
                                           "perception while a camera is read: about 10 on two cores)"),
         DeclareLaunchArgument("vehicles", default_value="0",
                               description="fly the fleet's first N vehicles (the others stay docked); 0: all"),
+        DeclareLaunchArgument("bridge_processes", default_value="one", choices=["one", "per-vehicle"],
+                              description="every vehicle's bridge in one process (the least CPU), or a "
+                                          "process each (as on real airframes)"),
         DeclareLaunchArgument("foxglove", default_value="false",
                               description="true: serve the live graph to the Foxglove app on ws://127.0.0.1:8765"),
         output_dir_argument(),

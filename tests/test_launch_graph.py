@@ -64,7 +64,8 @@ def runner_view(command: list[str]) -> tuple[list[str], dict]:
 @pytest.mark.parametrize("fleet, extra", [
     ("fleet/islington.yaml", {}),
     (str(REPO / "tests" / "fixtures" / "fleet_two_bases.yaml"), {}),
-    ("fleet/islington.yaml", {"vehicles": "2", "foxglove": "true"})])
+    ("fleet/islington.yaml", {"vehicles": "2", "foxglove": "true"}),
+    ("fleet/islington.yaml", {"vehicles": "2", "bridge_processes": "per-vehicle"})])
 def test_launch_file_and_runner_start_the_same_nodes_with_the_same_parameters(monkeypatch, tmp_path, fleet, extra):
     arguments = {"fleet": fleet, "speed": "12.5", "output_dir": str(tmp_path), **extra}
     actions = run_launch_file(monkeypatch, arguments)
@@ -73,9 +74,12 @@ def test_launch_file_and_runner_start_the_same_nodes_with_the_same_parameters(mo
     fleet_file = Path(fleet) if Path(fleet).is_absolute() else CONFIG / fleet
     specs = sim_graph(SimRun(CONFIG, fleet_file, CONFIG / "scenarios" / "islington_evening_peak.yaml",
                              tmp_path, speed=12.5, vehicles=int(extra.get("vehicles", 0)),
-                             foxglove=extra.get("foxglove") == "true"))
+                             foxglove=extra.get("foxglove") == "true",
+                             bridges_in_one_process=extra.get("bridge_processes", "one") == "one"))
     if extra:
-        assert sum(s.name == "bridge" for s in specs) == 2 and any(s.name == "foxglove_server" for s in specs)
+        assert sum(s.nodes for s in specs if s.package == "dfr_bridge") == 2
+        assert sum(s.package == "dfr_bridge" for s in specs) == (2 if "bridge_processes" in extra else 1)
+        assert any(s.name == "foxglove_server" for s in specs) == ("foxglove" in extra)
     assert len(launched) == len(specs)
     for node, spec in zip(launched, specs):
         command = node_command(spec, CONFIG)
@@ -106,15 +110,17 @@ def test_every_parameter_file_exists_and_names_its_node():
     import yaml
     for spec in sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml",
                                  CONFIG / "scenarios" / "foundation_single_call.yaml", REPO / "runs" / "x")):
+        # bridge_fleet's files are for the bridges it holds.
+        name_of_node = "bridge" if spec.executable == "bridge_fleet" else spec.name
         for name in spec.param_files:
             keys = set(yaml.safe_load((CONFIG / name).read_text()))
-            assert spec.fully_qualified_name in keys or f"/**/{spec.name}" in keys or keys == {"/**"}, (name, keys)
+            assert spec.fully_qualified_name in keys or f"/**/{name_of_node}" in keys or keys == {"/**"}, (name, keys)
 
 
 def test_runner_command_line_follows_ros_args_conventions():
     spec = next(s for s in sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml",
                                             CONFIG / "scenarios" / "foundation_single_call.yaml",
-                                            REPO / "runs" / "x")) if s.name == "bridge")
+                                            REPO / "runs" / "x", bridges_in_one_process=False)) if s.name == "bridge")
     command = node_command(spec, CONFIG)
     assert command[0].endswith("lib/dfr_bridge/bridge_node")
     assert command[1:7] == ["--ros-args", "-r", "__node:=bridge", "-r", "__ns:=/uav1", "--params-file"]

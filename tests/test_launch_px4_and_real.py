@@ -74,7 +74,8 @@ def embedded_graph(output_dir: Path, leave_out=("sim", "camera")):
     """The embedded graph less the simulator and its cameras; its recorder then has no camera to score the
     chase through (that needs the embedded simulator's ground truth), and perception no lockstep to queue
     images for."""
-    specs = sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml", SCENARIO, output_dir))
+    specs = sim_graph(SimRun(CONFIG, CONFIG / "fleet" / "islington.yaml", SCENARIO, output_dir,
+                             bridges_in_one_process=False))        # a bridge beside each airframe's MAVROS
     return [dataclasses.replace(s, overrides={k: v for k, v in s.overrides.items()
                                               if not k.startswith("camera_") and k != "image_queue_depth"})
             for s in specs if s.name not in leave_out]

@@ -36,15 +36,17 @@ def test_a_scenario_runs_to_its_end_in_separate_processes(tmp_path):
     assert metrics["flights"] == 1 and metrics["flights_without_incident"] == 0
     assert 20.0 < metrics["response_time_s"]["p50"] < 200.0
     log = (run_dir / "graph.log").read_text()
-    assert "[/uav1/bridge]" in log or "[/uav2/bridge]" in log
+    assert "3 bridges in this process: /uav1/bridge, /uav2/bridge, /uav3/bridge" in log
+    assert "[uav1.bridge]: mission" in log or "[uav2.bridge]: mission" in log
     assert "Traceback" not in log
     graph = json.loads((run_dir / "graph.json").read_text())
-    assert {n["node"] for n in graph} >= {"/sim", "/dfr/intake", "/dfr/dispatch", "/uav1/bridge", "/uav3/bridge"}
+    assert {n["node"] for n in graph} >= {"/sim", "/dfr/intake", "/dfr/dispatch", "/dfr/bridge_fleet"}
 
 
 def test_param_overrides_reach_one_node_and_bad_ones_are_refused():
     specs = sim_graph(SimRun(REPO / "config", FIXTURES / "fleet_two_bases.yaml",
-                             REPO / "config" / "scenarios" / "foundation_single_call.yaml", Path("/tmp/x")))
+                             REPO / "config" / "scenarios" / "foundation_single_call.yaml", Path("/tmp/x"),
+                             bridges_in_one_process=False))
     changed = apply_overrides(specs, ["/dfr/dispatch:cruise_speed_m_s=12.5", "/uav2/bridge:min_launch_battery=0.8"])
     by_name = {s.fully_qualified_name: s for s in changed}
     assert by_name["/dfr/dispatch"].overrides["cruise_speed_m_s"] == 12.5
@@ -53,3 +55,14 @@ def test_param_overrides_reach_one_node_and_bad_ones_are_refused():
     for bad in ["/nope:x=1", "/dfr/dispatch", "/dfr/dispatch:=3"]:
         with pytest.raises(SystemExit):
             apply_overrides(specs, [bad])
+
+
+def test_with_every_bridge_in_one_process_an_override_reaches_them_all_and_one_bridge_alone_is_explained():
+    specs = sim_graph(SimRun(REPO / "config", FIXTURES / "fleet_two_bases.yaml",
+                             REPO / "config" / "scenarios" / "foundation_single_call.yaml", Path("/tmp/x")))
+    fleet = next(s for s in specs if s.executable == "bridge_fleet")
+    assert fleet.fully_qualified_name == "/dfr/bridge_fleet" and fleet.nodes == len(fleet.overrides["vehicles"]) > 1
+    changed = apply_overrides(specs, ["/dfr/bridge_fleet:min_launch_battery=0.8"])
+    assert next(s for s in changed if s.executable == "bridge_fleet").overrides["min_launch_battery"] == 0.8
+    with pytest.raises(SystemExit, match="runs in /dfr/bridge_fleet with every other bridge.*per-vehicle"):
+        apply_overrides(specs, ["/uav2/bridge:min_launch_battery=0.8"])

@@ -16,5 +16,6 @@ setup(
     maintainer_email="maintainers@dfr.invalid",
     description="Flies one vehicle through MAVROS and serves its ExecuteMission action.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["bridge_node = dfr_bridge.bridge_node:main"]},
+    entry_points={"console_scripts": ["bridge_node = dfr_bridge.bridge_node:main",
+                                    "bridge_fleet = dfr_bridge.bridge_fleet:main"]},
 )

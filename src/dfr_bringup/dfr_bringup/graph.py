@@ -39,6 +39,7 @@ class NodeSpec:
     overrides: dict = field(default_factory=dict)
     required: bool = False                     # the run ends when this node exits
     respawn: bool = False                      # started again when it exits (launch's respawn): a live graph
+    nodes: int = 1                             # ROS nodes in the process (bridge_fleet: one per vehicle)
 
     @property
     def fully_qualified_name(self) -> str:
@@ -55,6 +56,7 @@ class SimRun:
     world_file: Path | None = None             # street map of the ground actors; None: config/world/islington
     vehicles: int = 0                          # bridges for the fleet's first N vehicles; 0: all of them
     foxglove: bool = False                     # serve the live graph to the Foxglove app (ws://127.0.0.1:8765)
+    bridges_in_one_process: bool = True        # dfr_bridge's bridge_fleet; False: a process per bridge
 
     @property
     def world(self) -> Path:
@@ -85,7 +87,7 @@ def select_vehicles(fleet: Fleet, vehicles: str | tuple[str, ...] | list[str] | 
 # what it keeps on disk or hears again (intake's journal, dispatch's record, the audit log; latched
 # incidents and status), as `make soak` shows under SIGKILL. Not the recorders: a new bag recorder would
 # start a new bag over the old one, and the run recorder's exit is the end of a run.
-RESPAWNED = ("intake", "dispatch", "bridge", "perception", "follow", "audit")
+RESPAWNED = ("intake", "dispatch", "bridge", "bridge_fleet", "perception", "follow", "audit")
 RESPAWN_DELAY_S = 1.0
 
 
@@ -98,7 +100,9 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
     RealRun). Without a scenario file there is no scenario feed: calls come from intake's
     ReportIncident service, and the recorder keeps the record until it is stopped.
     `vehicle_ids` limits the bridges to those vehicles (default: the whole fleet); dispatch
-    still reads the whole fleet file and counts only on vehicles whose bridge reports.
+    still reads the whole fleet file and counts only on vehicles whose bridge reports. Where
+    `run` asks for `bridges_in_one_process` (SimRun does, by default), the bridges share one
+    process (dfr_bridge's bridge_fleet), each still its own node /<vehicle>/bridge.
     """
     clock = {"use_sim_time": bool(use_sim_time)}
     fleet = load_fleet(run.fleet_file)
@@ -112,10 +116,7 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                  {**clock, "fleet_file": str(run.fleet_file),
                   "airspace_file": str(run.config_dir / "airspace" / "london_restrictions.geojson"),
                   "record_file": str(run.output_dir / "dispatch_record.sqlite")}),
-        *(NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, ("bridge.yaml", "flight_rules.yaml"),
-                   {**clock, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id,
-                    "permitted_area_file": str(run.config_dir / "airspace" / "operating_area.geojson")})
-          for vehicle in vehicles),
+        *bridge_specs(run, vehicles, clock),
         NodeSpec("dfr_perception", "perception_node", "perception", "/dfr", ("perception.yaml",),
                  {**clock, "fleet_file": str(run.fleet_file), "vehicles": [v.vehicle_id for v in vehicles]}),
         NodeSpec("dfr_follow", "follow_node", "follow", "/dfr", ("follow.yaml",),
@@ -142,6 +143,19 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
                            "dispatch_params_file": str(run.config_dir / "dispatch.yaml")},
                           required=recorder_ends_run))
     return nodes
+
+
+def bridge_specs(run, vehicles, clock: dict) -> list[NodeSpec]:
+    """A bridge process per vehicle, or one process for them all where `run` asks for it."""
+    params = ("bridge.yaml", "flight_rules.yaml")
+    area = {"permitted_area_file": str(run.config_dir / "airspace" / "operating_area.geojson")}
+    if getattr(run, "bridges_in_one_process", False) and vehicles:
+        return [NodeSpec("dfr_bridge", "bridge_fleet", "bridge_fleet", "/dfr", params,
+                         {**clock, "fleet_file": str(run.fleet_file),
+                          "vehicles": [v.vehicle_id for v in vehicles], **area}, nodes=len(vehicles))]
+    return [NodeSpec("dfr_bridge", "bridge_node", "bridge", vehicle.namespace, params,
+                     {**clock, "vehicle_id": vehicle.vehicle_id, "base_id": vehicle.base_id, **area})
+            for vehicle in vehicles]
 
 
 def foxglove_node(use_sim_time: bool = True) -> NodeSpec:
@@ -192,7 +206,7 @@ def sim_graph(run: SimRun) -> list[NodeSpec]:
                          {"fleet_file": str(run.fleet_file), "speed": float(run.speed),
                           "scenario_file": str(run.scenario_file), "world_file": str(run.world),
                           "geofence_file": str(run.config_dir / "airspace" / "operating_area.geojson"),
-                          "wait_for_clock_subscribers": len(on_sim_time)})
+                          "wait_for_clock_subscribers": sum(spec.nodes for spec in on_sim_time)})
     return [simulator, *on_sim_time]
 
 

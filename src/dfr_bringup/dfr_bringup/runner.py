@@ -157,6 +157,13 @@ def apply_overrides(specs: list[NodeSpec], overrides: list[str]) -> list[NodeSpe
         if not (sep and eq and name):
             raise SystemExit(f"--param {item!r}: expected NODE:NAME=VALUE, e.g. /dfr/dispatch:cruise_speed_m_s=15")
         if node not in by_name:
+            fleet = next((s for s in by_name.values() if s.executable == "bridge_fleet"
+                          and node.rstrip("/").endswith("/bridge")
+                          and node.strip("/").split("/")[0] in s.overrides.get("vehicles", ())), None)
+            if fleet is not None:
+                raise SystemExit(f"--param {item!r}: {node} runs in {fleet.fully_qualified_name} with every other "
+                                 f"bridge; give {fleet.fully_qualified_name}:{assignment} for them all, or add "
+                                 "--bridge-processes per-vehicle for this one alone")
             raise SystemExit(f"--param {item!r}: no node {node}; nodes are {', '.join(sorted(by_name))}")
         spec = by_name[node]
         by_name[node] = dataclasses.replace(spec, overrides={**spec.overrides, name: yaml.safe_load(value)})
@@ -188,6 +195,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, scenario: str) -> None:
     parser.add_argument("--speed", type=float, default=10.0, help="sim seconds per wall second")
     parser.add_argument("--vehicles", type=int, default=0,
                         help="fly the fleet's first N vehicles (the others stay docked, without a bridge); 0: all")
+    parser.add_argument("--bridge-processes", choices=("one", "per-vehicle"), default="one",
+                        help="every vehicle's bridge in one process (the least CPU), or a process each "
+                             "(as on real airframes)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories are made")
     parser.add_argument("--param", action="append", default=[], metavar="NODE:NAME=VALUE",
                         help="override a parameter of one node, e.g. /dfr/dispatch:on_scene_duration_s=30 "
@@ -203,7 +213,8 @@ def prepare_run(args, foxglove: bool = False) -> tuple[SimRun, list[NodeSpec]]:
     run_dir = make_run_dir(args.runs_dir.resolve())
     run = SimRun(config_dir=config_dir, fleet_file=config_dir / args.fleet,
                  scenario_file=config_dir / args.scenario, output_dir=run_dir, speed=args.speed,
-                 world_file=config_dir / args.world, vehicles=args.vehicles, foxglove=foxglove)
+                 world_file=config_dir / args.world, vehicles=args.vehicles, foxglove=foxglove,
+                 bridges_in_one_process=args.bridge_processes == "one")
     try:
         specs = apply_overrides(sim_graph(run), args.param)
     except ValueError as err:

@@ -247,7 +247,11 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-period-s", type=float, default=5.0, help="wall seconds between memory samples")
     parser.add_argument("--warm-up-s", type=float, default=300.0,
                         help="sim seconds before memory growth is counted (start-up, first flights)")
+    # A bridge killed alone needs a process of its own.
+    parser.set_defaults(bridge_processes="per-vehicle")
     args = parser.parse_args(argv)
+    if args.bridge_processes == "one" and KILL_BRIDGE in [k.strip() for k in args.faults.split(",")]:
+        parser.error(f"--faults has {KILL_BRIDGE}: a bridge is killed alone only with --bridge-processes per-vehicle")
 
     from dfr_bringup.middleware import middleware_environment
     from dfr_common.fleet import load_fleet

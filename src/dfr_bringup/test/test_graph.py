@@ -59,12 +59,18 @@ def test_the_embedded_graph_is_the_dfr_part_plus_simulator_and_cameras():
     assert [s for s in specs if s.name not in ("sim", "camera", "run_recorder", "perception")] == \
         [s for s in dfr if s.name not in ("run_recorder", "perception")]
     few = sim_graph(SimRun(CONFIG, FLEET_FILE, SCENARIO, Path("/tmp/run"), vehicles=2))
+    fleet = next(s for s in few if s.executable == "bridge_fleet")
+    assert fleet.overrides["vehicles"] == ["uav1", "uav2"] and fleet.nodes == 2
+    assert not any(s.name == "bridge" for s in few)
+    few = sim_graph(SimRun(CONFIG, FLEET_FILE, SCENARIO, Path("/tmp/run"), vehicles=2, bridges_in_one_process=False))
     assert [s.namespace for s in few if s.name == "bridge"] == ["/uav1", "/uav2"]
+    assert not any(s.executable == "bridge_fleet" for s in few)
     with pytest.raises(ValueError, match="vehicles must be 0"):
         sim_graph(SimRun(CONFIG, FLEET_FILE, SCENARIO, Path("/tmp/run"), vehicles=99))
     names = [s.name for s in specs]
     assert names.index("camera") == names.index("scenario_feed") - 1
-    assert specs[0].overrides["wait_for_clock_subscribers"] == len(specs) - 1
+    # Every node the simulator waits for: each bridge in bridge_fleet's process counts.
+    assert specs[0].overrides["wait_for_clock_subscribers"] == len(specs) - 2 + len(FLEET.vehicles)
 
 
 def test_the_dfr_part_without_a_scenario_has_no_feed_and_the_recorder_keeps_a_shift():

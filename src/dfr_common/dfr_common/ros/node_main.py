@@ -27,8 +27,9 @@ def make_executor(context=None):
 
 
 def run(make_node, args=None) -> int:
-    """Spin the node `make_node()` builds until Ctrl-C, SIGTERM, an rclpy shutdown, or
-    the node sets `finished`; returns the node's `exit_code` (0 unless it set one).
+    """Spin the node `make_node()` builds (or the nodes, where it builds a list: several in one
+    process, on one executor) until Ctrl-C, SIGTERM, an rclpy shutdown, or a node sets
+    `finished`; returns the first non-zero `exit_code` a node set (0 if none).
 
     rclpy's own signal handlers would shut the context down at once, so a node could
     no longer log or publish its last words, and an exception raised by a signal in
@@ -47,27 +48,29 @@ def run(make_node, args=None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         return 2
-    node = None
+    nodes = []
     exit_code = 0
     try:
         try:
-            node = make_node()
+            made = make_node()
         except (ValueError, OSError, rclpy_implementation.RCLError) as err:
             # A bad parameter, fleet or scenario file, or a participant the middleware would not create: say
             # what is wrong in one line, no traceback.
             print(f"{name}: cannot start: {err}", file=sys.stderr, flush=True)
             return 2
+        nodes = list(made) if isinstance(made, (list, tuple)) else [made]
         executor = make_executor()
-        executor.add_node(node)
-        while rclpy.ok() and not stop and not getattr(node, "finished", False):
+        for node in nodes:
+            executor.add_node(node)
+        while rclpy.ok() and not stop and not any(getattr(node, "finished", False) for node in nodes):
             executor.spin_once(timeout_sec=0.1)
-        exit_code = getattr(node, "exit_code", 0)
+        exit_code = next((code for code in (getattr(node, "exit_code", 0) for node in nodes) if code), 0)
     except ExternalShutdownException:
         pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if node is not None:
+        for node in nodes:
             closing = getattr(node, "on_shutdown", None)
             if closing is not None and rclpy.ok():
                 closing()
