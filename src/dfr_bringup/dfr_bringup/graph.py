@@ -140,7 +140,8 @@ def dfr_nodes(run, use_sim_time: bool, vehicle_ids=None, recorder_ends_run: bool
     nodes.append(NodeSpec("dfr_bringup", "run_recorder", "run_recorder", "/dfr", ("run_recorder.yaml",),
                           {**clock, "fleet_file": str(run.fleet_file), "scenario_file": scenario,
                            "output_dir": str(run.output_dir), "config_dir": str(run.config_dir),
-                           "dispatch_params_file": str(run.config_dir / "dispatch.yaml")},
+                           "dispatch_params_file": str(run.config_dir / "dispatch.yaml"),
+                           "bridge_params_file": str(run.config_dir / "bridge.yaml")},
                           required=recorder_ends_run))
     return nodes
 

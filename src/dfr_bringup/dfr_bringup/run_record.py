@@ -122,15 +122,17 @@ class RunRecord:
         }
 
 
-def response_lower_bound_s(incident_xy, bases_xy, cruise_speed_m_s: float, launch_s: float) -> float | None:
+def response_lower_bound_s(incident_xy, bases_xy, cruise_speed_m_s: float, launch_s: float,
+                           standoff_m: float = 0.0) -> float | None:
     """The fastest any drone could be on scene: take-off and climb, then the straight line from the nearest
-    base at cruise speed (no airspace detour, no wait for a free drone)."""
+    base to `standoff_m` short of the scene (where a drone is on scene) at cruise speed (no airspace detour,
+    no wait for a free drone)."""
     incident = np.asarray(incident_xy, dtype=float)
     bases = np.asarray(bases_xy, dtype=float).reshape(-1, 2)
     if not len(bases) or not np.isfinite(incident).all() or cruise_speed_m_s <= 0:
         return None
     distance = float(np.min(np.hypot(*(bases - incident).T)))
-    return launch_s + distance / cruise_speed_m_s
+    return launch_s + max(0.0, distance - standoff_m) / cruise_speed_m_s
 
 
 def _finite_or_none(value: float) -> float | None:

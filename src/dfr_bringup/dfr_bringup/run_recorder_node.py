@@ -54,8 +54,11 @@ class RunRecorderNode(LeanNode):
             Param("settle_s", 5.0, "sim time after the feed is done before the run may end", 0.0, 600.0),
             Param("incident_history_depth", 1000, "depth of the latched incident subscription", 10, 100000),
             Param("write_period_s", 60.0, "live shift: how often metrics.json is rewritten", 1.0, 3600.0),
-            Param("dispatch_params_file", "", "dispatch's parameter file: its cruise speed and altitude give each "
-                  "incident's response lower bound; empty: the lower bound is not reported"),
+            Param("dispatch_params_file", "", "dispatch's parameter file: its cruise speed and altitude and the "
+                  "stand-off radius give each incident's response lower bound; empty: the lower bound is not "
+                  "reported"),
+            Param("bridge_params_file", "", "the bridges' parameter file: the climb rate they fly, for the lower "
+                  "bound's climb (empty: dispatch's planning figure, which allows for a dock opening)"),
             Param("path_period_s", 2.0, "sim seconds between the flight path samples kept for the report",
                   0.1, 60.0),
             Param("progress_period_s", 0.5, "wall seconds between writes of progress.json (the live display)",
@@ -74,13 +77,19 @@ class RunRecorderNode(LeanNode):
         self.frame = self.fleet.site_frame()
         self.scenario = load_scenario(p.scenario_file) if p.scenario_file else None
         self.bases_xy = [self.frame.to_enu(b.latitude, b.longitude)[:2] for b in self.fleet.bases.values()]
-        self.cruise_speed_m_s, self.launch_s = None, None
+        self.cruise_speed_m_s, self.launch_s, self.standoff_m = None, None, 0.0
         if p.dispatch_params_file:
             dispatch = (load_yaml(p.dispatch_params_file, ValueError, "dispatch parameters").get("/dfr/dispatch")
                         or {}).get("ros__parameters", {})
             figures = AssignmentConfig(cruise_speed_m_s=float(dispatch.get("cruise_speed_m_s", 15.0)),
                                        cruise_altitude_m=float(dispatch.get("cruise_altitude_m", 60.0)))
             self.cruise_speed_m_s, self.launch_s = figures.cruise_speed_m_s, figures.launch_s
+            self.standoff_m = float(dispatch.get("standoff_radius_m", 0.0))
+            if p.bridge_params_file:
+                # Physical: nothing for a dock, the climb at the rate the bridges fly it.
+                bridge = (load_yaml(p.bridge_params_file, ValueError, "bridge parameters").get("/**/bridge")
+                          or {}).get("ros__parameters", {})
+                self.launch_s = figures.cruise_altitude_m / float(bridge.get("climb_speed_m_s", figures.climb_rate_m_s))
         self.paths = FlightPaths(p.path_period_s)
         self.chase = ChaseScore()
         self.targets: dict[str, Target] = {}               # vehicle -> its latest target
@@ -127,7 +136,7 @@ class RunRecorderNode(LeanNode):
         lower_bound = None
         if self.cruise_speed_m_s and math.isfinite(lat) and math.isfinite(lon):
             lower_bound = response_lower_bound_s(self.frame.to_enu(lat, lon)[:2], self.bases_xy,
-                                                 self.cruise_speed_m_s, self.launch_s)
+                                                 self.cruise_speed_m_s, self.launch_s, self.standoff_m)
         self.record.on_incident(IncidentEntry(msg.incident_id, call_time, msg.grade, msg.category, len(msg.calls),
                                               msg.drone_eligible, msg.policy_reason, lat, lon,
                                               msg.state == Incident.STATE_CLOSED, lower_bound))

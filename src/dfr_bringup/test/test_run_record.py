@@ -1,5 +1,9 @@
 """The run's record counts each flight once, with the incident it flew for."""
-from dfr_bringup.run_record import PHASE_IDLE, RunRecord
+import math
+
+import pytest
+
+from dfr_bringup.run_record import PHASE_IDLE, RunRecord, response_lower_bound_s
 
 TRANSIT = 3
 
@@ -39,3 +43,13 @@ def test_a_drone_armed_on_its_dock_that_never_lifts_off_is_no_flight():
     record.on_vehicle(11.5, "uav2", 2, True, "INC-000002", on_ground=True)
     record.on_vehicle(12.0, "uav2", TRANSIT, True, "INC-000002", on_ground=False)
     assert record.metrics()["flights"] == 1 and record.metrics()["flights_without_incident"] == 0
+
+
+def test_the_response_lower_bound_is_the_climb_and_the_straight_line_from_the_nearest_base_to_the_stand_off():
+    bases = [(0.0, 0.0), (3000.0, 0.0)]
+    # 1,040 m from the nearer base, 40 m of it inside the stand-off: 10 s of climb and 1,000 m at 20 m/s.
+    assert response_lower_bound_s((2000.0 - 40.0, 0.0), bases, 20.0, 10.0, standoff_m=0.0) == pytest.approx(62.0)
+    assert response_lower_bound_s((1960.0, 0.0), bases, 20.0, 10.0, standoff_m=40.0) == pytest.approx(60.0)
+    assert response_lower_bound_s((10.0, 0.0), bases, 20.0, 10.0, standoff_m=40.0) == pytest.approx(10.0)
+    assert response_lower_bound_s((math.nan, 0.0), bases, 20.0, 10.0) is None
+    assert response_lower_bound_s((0.0, 0.0), [], 20.0, 10.0) is None
