@@ -27,7 +27,7 @@ class FollowerConfig:
     descent_speed_m_s: float = 1.5
     accel_m_s2: float = 3.0
     lead_s: float = 0.0                 # setpoint this far ahead of the projection, in seconds of flight
-    max_lead_s: float = 1.0             # moving on its own clock, at most this far ahead: the loop delay it absorbs
+    max_lead_s: float = 1.5             # moving on its own clock, at most this far ahead: the loop delay it absorbs
     acceptance_radius_m: float = 3.0    # horizontal distance at which the last point counts as reached
     altitude_tolerance_m: float = 1.5
 
