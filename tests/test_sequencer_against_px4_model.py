@@ -201,6 +201,35 @@ def test_the_route_is_flown_at_cruise_speed_however_late_the_setpoints_reach_px4
     assert cruising[-1] <= 20.0 + 1e-6                     # PX4's top speed, no more
 
 
+@pytest.mark.parametrize("late_s", [0.0, 0.6])
+def test_home_it_holds_over_the_dock_until_settled_and_lands_on_it(late_s):
+    # It comes to the end of its way home still moving, and PX4 lands straight down from where it is.
+    link = fly(spec(route=[point(400.0, 300.0, 40.0)], return_route=[point(0.0, 0.0, 40.0)]))
+    link.setpoint_delay_s = late_s
+    seq = link.sequencer
+    link.run(400, until=lambda: seq.phase == Phase.LAND)
+    entered = link.now
+    link.run(60, until=lambda: link.model.mode == px4.AUTO_LAND)
+    assert link.now - entered >= seq.config.land_settle_s
+    assert math.hypot(*link.model.position[:2]) < seq.config.land_radius_m + 0.3
+    assert link.run(200)
+    assert seq.outcome == Outcome.COMPLETED, seq.reason
+    assert math.hypot(*link.model.position[:2]) < 1.5
+
+
+def test_a_drone_that_cannot_settle_over_the_dock_lands_after_the_longest_hold():
+    config = SequencerConfig(land_radius_m=0.001, land_hold_max_s=5.0,
+                             follower=FollowerConfig(climb_speed_m_s=6.0, descent_speed_m_s=3.0, accel_m_s2=4.0))
+    link = fly(config=config)
+    seq = link.sequencer
+    link.run(400, until=lambda: seq.phase == Phase.LAND)
+    entered = link.now
+    link.run(60, until=lambda: link.model.mode == px4.AUTO_LAND)
+    assert 5.0 <= link.now - entered < 6.0
+    assert link.run(200)
+    assert seq.outcome == Outcome.COMPLETED, seq.reason
+
+
 def test_the_stream_starts_before_offboard_is_asked_for():
     link = fly()
     seq = link.sequencer

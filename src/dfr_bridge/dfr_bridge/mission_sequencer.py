@@ -86,6 +86,9 @@ class SequencerConfig:
     link_timeout_s: float = 5.0             # no State for this long: the link is lost
     position_timeout_s: float = 3.0         # no position for this long in flight: flying blind
     land_timeout_s: float = 180.0
+    land_radius_m: float = 1.0              # over the dock within this, for land_settle_s, before PX4 is asked to land
+    land_settle_s: float = 1.0
+    land_hold_max_s: float = 15.0           # ... but no longer than this over it: then it lands where it is
     max_altitude_m: float = 120.0
     failsafe_message_window_s: float = 5.0  # how recent a failsafe message must be to explain a mode change
     failsafe_message_wait_s: float = 1.0    # a mode change not yet explained waits this long for the autopilot's
@@ -227,6 +230,7 @@ class MissionSequencer:
         self._position: np.ndarray | None = None
         self._step = ""
         self._step_since = 0.0
+        self._over_dock_since: float | None = None
         self._acknowledged: set[Request] = set()   # requests the autopilot accepted in this step
         self._pending: Request | None = None
         self._mode_sent: tuple[str, float] | None = None
@@ -648,7 +652,8 @@ class MissionSequencer:
                 self._set_step("touchdown")
             else:
                 self._stream(self._hold, np.zeros(3))
-                self._request(Request("mode", px4.AUTO_LAND))
+                if self._settled_over_dock(t):
+                    self._request(Request("mode", px4.AUTO_LAND))
         if self._step == "touchdown" and t.landed_state == px4.LANDED_STATE_ON_GROUND and not t.armed:
             self.landed_time_s = t.now_s
             if self.relief_needed:
@@ -663,6 +668,18 @@ class MissionSequencer:
             return
         if t.now_s - self._step_since > cfg.land_timeout_s:
             self._fail(f"landing did not complete within {cfg.land_timeout_s:.0f} s")
+
+    def _settled_over_dock(self, t: Telemetry) -> bool:
+        """PX4 lands straight down from where it is: the drone arrives at the end of its route still moving,
+        so it holds over the dock until it has been within land_radius_m of it for land_settle_s."""
+        cfg = self.config
+        if t.now_s - self._step_since >= cfg.land_hold_max_s:
+            return True
+        if float(np.linalg.norm(self._position[:2] - self._hold[:2])) > cfg.land_radius_m:
+            self._over_dock_since = None
+        elif self._over_dock_since is None:
+            self._over_dock_since = t.now_s
+        return self._over_dock_since is not None and t.now_s - self._over_dock_since >= cfg.land_settle_s
 
     def _flying_phase(self) -> bool:
         return self.phase in (Phase.TRANSIT, Phase.ON_SCENE, Phase.FOLLOW, Phase.RETURN) or (
@@ -841,6 +858,7 @@ class MissionSequencer:
     def _set_step(self, step: str) -> None:
         self._step = step
         self._step_since = self._now
+        self._over_dock_since = None
         self._acknowledged.clear()
         self._attempts = 0
         self._retry_at = -math.inf
