@@ -11,10 +11,10 @@ SOURCES := $(shell find src -type f -not -path '*/__pycache__/*' -not -name '*.p
 
 # Demo options: make demo SCENARIO=scenarios/foundation_single_call.yaml SPEED=10 VEHICLES=3 (0: the whole fleet)
 # SPEED is the simulator's target; while perception reads a drone's camera, sim time waits for it (the
-# lockstep in config/sim.yaml), so the evening peak at 14 averages about 10 x on two cores (README).
+# lockstep in config/sim.yaml), so the evening peak at 20 averages about 10 x on two cores (README).
 SCENARIO ?= scenarios/islington_evening_peak.yaml
 FLEET ?= fleet/islington.yaml
-SPEED ?= 14
+SPEED ?= 20
 VEHICLES ?= 0
 # FOXGLOVE=1: serve the live graph to the Foxglove app on ws://127.0.0.1:8765 (config/foxglove_server.yaml)
 FOXGLOVE ?=

@@ -52,7 +52,7 @@ def generate_launch_description():
                               description="scenario file, relative to config/ or absolute"),
         DeclareLaunchArgument("world", default_value="world/islington.geojson",
                               description="street map of the ground actors, relative to config/ or absolute"),
-        DeclareLaunchArgument("speed", default_value="14.0",
+        DeclareLaunchArgument("speed", default_value="20.0",
                               description="sim seconds per wall second the simulator aims at (it waits for "
                                           "perception while a camera is read: about 10 on two cores)"),
         DeclareLaunchArgument("vehicles", default_value="0",
