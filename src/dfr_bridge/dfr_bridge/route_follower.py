@@ -103,7 +103,7 @@ class RouteFollower:
             leg, at, lead_m, speed, then = self._carrot
             # On the same leg it moves on at the speed it was given; onto a new one it keeps its lead.
             moved_on = at + speed * max(0.0, now_s - then) if leg == self.leg else along + lead_m
-            ahead = min(max(along, moved_on), along + cruise * self.config.max_lead_s, length)
+            ahead = min(max(along, moved_on), along + cruise * cfg.max_lead_s, length)
         # Braking for the corner from where the setpoint is, so that late positions do not brake late.
         braking = math.sqrt(self._corner_speeds[self.leg] ** 2 + 2.0 * cfg.accel_m_s2 * (length - ahead))
         speed = min(cruise, braking)

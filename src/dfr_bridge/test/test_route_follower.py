@@ -121,6 +121,32 @@ def test_lead_puts_the_setpoint_ahead_but_not_past_the_end():
     assert near_end.position[0] <= 100.0
 
 
+def test_on_its_own_clock_the_setpoint_moves_on_from_a_position_reported_late():
+    follower = RouteFollower(np.zeros(3), [np.array([1000.0, 0.0, 0.0])], FollowerConfig(max_lead_s=1.5))
+    first = follower.update(np.array([100.0, 0.0, 0.0]), now_s=10.0)
+    assert first.position[0] == pytest.approx(100.0)
+    # The same position again half a second later (the next report not in yet): the setpoint moves on at 15 m/s.
+    assert follower.update(np.array([100.0, 0.0, 0.0]), now_s=10.5).position[0] == pytest.approx(107.5)
+    # ... and at most 1.5 s of flight (22.5 m) ahead of the last reported position.
+    assert follower.update(np.array([100.0, 0.0, 0.0]), now_s=13.0).position[0] == pytest.approx(122.5)
+    # A position reported ahead of it takes it along.
+    assert follower.update(np.array([140.0, 0.0, 0.0]), now_s=13.2).position[0] == pytest.approx(140.0)
+
+
+def test_on_its_own_clock_the_setpoint_keeps_its_lead_onto_the_next_leg_and_stops_at_the_end():
+    follower = RouteFollower(np.zeros(3), [np.array([100.0, 0.0, 0.0]), np.array([100.0, 100.0, 0.0])],
+                             FollowerConfig(max_lead_s=1.5))
+    follower.update(np.array([90.0, 0.0, 0.0]), now_s=0.0)
+    before = follower.update(np.array([90.0, 0.0, 0.0]), now_s=0.4)
+    lead = before.position[0] - 90.0
+    assert lead > 0.0
+    turned = follower.update(np.array([100.0, 1.0, 0.0]), now_s=0.6)     # past the corner, on the second leg
+    assert turned.position[1] == pytest.approx(1.0 + lead)
+    for k in range(100):                                                 # reports stop near the end
+        last = follower.update(np.array([100.0, 90.0, 0.0]), now_s=1.0 + 0.2 * k)
+    assert last.position[1] <= 100.0 + 1e-9
+
+
 # --- vertical and climbing legs ---------------------------------------------------------------------------------
 
 
