@@ -14,6 +14,9 @@ from dfr_common.mission import Outcome, Phase
 
 # The bridge's VehicleStatus.detail when a mission ends: "mission <id> ended: <outcome>: <reason>".
 _ENDED = re.compile(r"^mission (?P<mission>\S+) ended: (?P<outcome>[a-z_]+): ?(?P<reason>.*)$", re.S)
+# A bridge retasked in flight says so in the new mission's status; the old mission's own end goes only to
+# dispatch, in the action's result.
+_TOOK_OVER = re.compile(r"^mission (?P<mission>\S+) for incident \S+ took over from (?P<previous>\S+) in flight$")
 _OUTCOMES = {o.name.lower() for o in Outcome}
 
 
@@ -92,7 +95,7 @@ class _Vehicle:
     incident_id: str = ""
     phase: int = Phase.IDLE.value
     reached_scene: bool = False
-    launched: bool = False
+    launched: bool = False          # the flight the current mission flies took off (under it, or one retasked)
     ended: set[str] = field(default_factory=set)
     previous: tuple[str, str, bool] = ("", "", False)   # the mission before: (mission, incident, reached scene)
 
@@ -139,7 +142,9 @@ class AuditRecorder:
         if status.mission_id and status.mission_id != v.mission_id:
             v.previous = (v.mission_id, v.incident_id, v.reached_scene)
             v.mission_id, v.incident_id = status.mission_id, status.incident_id
-            v.reached_scene, v.launched = False, False
+            # Retasked in the air, the new mission flies on the flight the old one launched: should its bridge
+            # stop mid-flight, that flight still ends on the record when the drone is down (below).
+            v.reached_scene, v.launched = False, v.launched and status.armed
             v.phase = Phase.IDLE.value
         if status.mission_id and status.phase != v.phase:
             phase = Phase(status.phase)
@@ -153,6 +158,11 @@ class AuditRecorder:
                                 vehicle_id=status.vehicle_id, mission_id=status.mission_id,
                                 detail={"phase": phase.name.lower()})
             v.phase = status.phase
+        took_over = _TOOK_OVER.match(status.detail or "")
+        if (took_over and took_over["mission"] == v.mission_id and took_over["previous"] == v.previous[0]
+                and v.previous[0] not in v.ended):
+            self._mission_ended(now_s, status.vehicle_id, v, *v.previous, "retasked",
+                                f"retasked in flight to mission {v.mission_id}")
         ended = _ENDED.match(status.detail or "")
         if ended and ended["mission"] not in v.ended:
             # A retasked mission's end can come with the status of the mission it was retasked to.

@@ -161,6 +161,42 @@ def test_a_retasked_missions_end_that_comes_with_the_next_missions_status_is_rec
     assert weekly_statistics(tmp_path / "audit.sqlite")["flights"]["unfinished"] == 0
 
 
+def test_a_flight_retasked_in_the_air_whose_bridge_was_restarted_still_ends_on_the_record(tmp_path):
+    """Seen in the soak: M1 took off, was retasked in flight to M2, and M2's bridge was killed; the flight
+    had no end on the record."""
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_incident(1.0, incident())
+    for t, phase in enumerate((Phase.TAKEOFF, Phase.TRANSIT, Phase.ON_SCENE, Phase.RETURN)):
+        rec.on_status(2.0 + t, status(phase))
+    # As the bridge says it: the new mission's status, and M1's end only in its action result.
+    rec.on_status(10.0, status(Phase.TRANSIT, mission="M2", detail="mission M2 for incident INC-1 took over from "
+                                                                  "M1 in flight"))
+    rec.on_status(10.5, status(Phase.TRANSIT, mission="M2", detail="mission M2 for incident INC-1 took over from "
+                                                                  "M1 in flight"))
+    rec.on_status(40.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "", "", True))        # a new bridge, flying
+    rec.on_status(90.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "", "", False))       # down, disarmed
+    results = [(e.mission_id, e.detail["outcome"], e.detail["reason"])
+               for e in log.entries(kind=EntryKind.MISSION_RESULT)]
+    assert results[0] == ("M1", "retasked", "retasked in flight to mission M2")
+    assert results[1][:2] == ("M2", "autopilot_failsafe") and len(results) == 2
+    log.close()
+    assert weekly_statistics(tmp_path / "audit.sqlite")["flights"]["unfinished"] == 0
+
+
+def test_a_mission_that_starts_on_the_dock_after_a_flight_is_a_new_flight(tmp_path):
+    log = AuditLog(tmp_path / "audit.sqlite")
+    rec = AuditRecorder(log)
+    rec.on_incident(1.0, incident())
+    rec.on_status(2.0, status(Phase.TAKEOFF))
+    rec.on_status(30.0, StatusSeen("uav1", "", "", Phase.IDLE.value, "mission M1 ended: completed: landed", "",
+                                   False))
+    rec.on_status(40.0, StatusSeen("uav1", "M2", "INC-1", Phase.PREFLIGHT.value, "", "incident", False))
+    rec.on_status(41.0, StatusSeen("uav1", "M2", "INC-1", Phase.TAKEOFF.value, "", "incident", True))
+    assert [e.mission_id for e in log.entries(kind=EntryKind.LAUNCH)] == ["M1", "M2"]
+    log.close()
+
+
 def test_a_flight_whose_bridge_was_restarted_ends_on_the_record_when_the_drone_is_down(tmp_path):
     """The new bridge knows no mission; the drone lands under PX4's own failsafe. Without this the flight
     would stay open on the record for ever."""
