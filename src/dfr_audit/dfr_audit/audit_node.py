@@ -51,7 +51,7 @@ from dfr_audit.rules_ros import (
     FLIGHT_RULE_DECISIONS,
     FLIGHT_RULE_DECISIONS_QOS,
 )
-from dfr_common.fleet import load_fleet
+from dfr_common.fleet import fleet_and_vehicle_ids
 from dfr_common.ros import qos
 from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
@@ -76,9 +76,7 @@ class AuditNode(LeanNode):
         ])
         if not p.log_file:
             raise ValueError("parameter 'log_file' is empty: the audit log needs a file")
-        if not p.fleet_file:
-            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
-        fleet = load_fleet(p.fleet_file)
+        _, vehicle_ids = fleet_and_vehicle_ids(p.fleet_file, p.vehicles)
         Path(p.log_file).parent.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog(p.log_file, key=read_key_file(p.key_file) if p.key_file else None)
         self.recorder = AuditRecorder(self.log)
@@ -94,7 +92,7 @@ class AuditNode(LeanNode):
                                  FLIGHT_RULE_DECISIONS_QOS)
         self.create_subscription(AssignmentDecision, ASSIGNMENT_DECISIONS, self._on_assignment,
                                  ASSIGNMENT_DECISIONS_QOS)
-        for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+        for vehicle_id in vehicle_ids:
             self.create_subscription(VehicleStatus, f"/{vehicle_id}/vehicle_status", self._on_status,
                                      qos.LATCHED_STATE)
             self.create_subscription(Target, f"/{vehicle_id}/perception/target", self._on_target, qos.RELIABLE)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from dfr_bridge.bridge_node import BridgeNode
-from dfr_common.fleet import load_fleet
+from dfr_common.fleet import fleet_and_vehicle_ids
 from dfr_common.ros.lean_node import LeanNode
 from dfr_common.ros.node_main import run
 from dfr_common.ros.parameters import Param, declare
@@ -28,13 +28,8 @@ class BridgeFleet(LeanNode):
             Param("fleet_file", "", "path of the fleet file (config/fleet/*.yaml): each vehicle's namespace and base"),
             Param("vehicles", [], "vehicle ids to fly; empty: every vehicle of the fleet"),
         ])
-        if not p.fleet_file:
-            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
-        fleet = load_fleet(p.fleet_file)
-        unknown = set(p.vehicles) - set(fleet.vehicles)
-        if unknown:
-            raise ValueError(f"parameter 'vehicles' names {sorted(unknown)}, not in {p.fleet_file}")
-        self.vehicles = [fleet.vehicles[v] for v in (list(p.vehicles) or list(fleet.vehicles))]
+        fleet, vehicle_ids = fleet_and_vehicle_ids(p.fleet_file, p.vehicles)
+        self.vehicles = [fleet.vehicles[v] for v in vehicle_ids]
 
     def bridges(self) -> list[BridgeNode]:
         """One bridge per vehicle. Its own arguments come before the process's: its name and

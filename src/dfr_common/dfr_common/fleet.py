@@ -155,3 +155,15 @@ def parse_fleet(data, source: str = "<fleet>") -> Fleet:
 
 def load_fleet(path) -> Fleet:
     return parse_fleet(load_yaml(path, FleetConfigError, "fleet file"), str(path))
+
+
+def fleet_and_vehicle_ids(fleet_file: str, vehicles) -> tuple[Fleet, list[str]]:
+    """A node's `fleet_file` and `vehicles` parameters: the fleet, and the ids it names (every vehicle where it
+    names none). Each error names the parameter, for the node's one-line refusal to start."""
+    if not fleet_file:
+        raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
+    fleet = load_fleet(fleet_file)
+    unknown = set(vehicles) - set(fleet.vehicles)
+    if unknown:
+        raise ValueError(f"parameter 'vehicles' names {sorted(unknown)}, not in {fleet_file}")
+    return fleet, list(vehicles) or list(fleet.vehicles)

@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfr_common.fleet import Base, Fleet, FleetConfigError, Site, Vehicle, load_fleet, parse_fleet
+from dfr_common.fleet import (
+    Base,
+    Fleet,
+    FleetConfigError,
+    Site,
+    Vehicle,
+    fleet_and_vehicle_ids,
+    load_fleet,
+    parse_fleet,
+)
 from dfr_common.geodesy import LocalFrame
 
 REPO = Path(__file__).resolve().parents[3]
@@ -285,3 +294,14 @@ def test_vehicle_home_uses_the_site_heights():
 def test_vehicle_home_of_unknown_vehicle_raises_key_error(islington):
     with pytest.raises(KeyError):
         islington.vehicle_home("uav99")
+
+
+def test_a_nodes_fleet_and_vehicles_parameters_name_the_vehicles_or_the_parameter_at_fault():
+    path = str(REPO / "config" / "fleet" / "islington.yaml")
+    fleet, ids = fleet_and_vehicle_ids(path, [])
+    assert ids == list(fleet.vehicles) and len(ids) == 9
+    assert fleet_and_vehicle_ids(path, ["uav4", "uav1"])[1] == ["uav4", "uav1"]
+    with pytest.raises(ValueError, match=r"parameter 'vehicles' names \['uav99'\], not in .*islington.yaml"):
+        fleet_and_vehicle_ids(path, ["uav1", "uav99"])
+    with pytest.raises(ValueError, match="parameter 'fleet_file' is empty"):
+        fleet_and_vehicle_ids("", [])

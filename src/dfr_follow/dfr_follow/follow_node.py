@@ -23,7 +23,7 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from dfr_common.areas import load_areas
-from dfr_common.fleet import load_fleet
+from dfr_common.fleet import fleet_and_vehicle_ids
 from dfr_common.geodesy import LocalFrame
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
@@ -80,9 +80,7 @@ class FollowNode(LeanNode):
             Param("min_depression_deg", defaults.min_depression_deg, "the camera never looks flatter than this "
                   "below the horizon", 0.0, 90.0),
         ])
-        if not p.fleet_file:
-            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
-        fleet = load_fleet(p.fleet_file)
+        _, vehicle_ids = fleet_and_vehicle_ids(p.fleet_file, p.vehicles)
         self.config = FollowConfig(standoff_m=p.standoff_m, height_m=p.height_m, floor_m=p.floor_m,
                                    ceiling_m=p.ceiling_m, max_speed_m_s=p.max_speed_m_s, lead_time_s=p.lead_time_s,
                                    search_time_s=p.search_time_s, search_speed_m_s=p.search_speed_m_s,
@@ -98,7 +96,7 @@ class FollowNode(LeanNode):
                            if r.permission == "never" or r.permission not in held]
         self.drones: dict[str, _Drone] = {}
         self.setpoint_pubs = {}
-        for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+        for vehicle_id in vehicle_ids:
             drone = self.drones[vehicle_id] = _Drone(vehicle_id)
             ns, mavros = f"/{vehicle_id}", f"/{vehicle_id}/{p.mavros_namespace}"
             drone.pose.subscribe(self, mavros, moving=False)     # followed while on scene

@@ -26,7 +26,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from dfr_common.angle_history import AngleHistory
-from dfr_common.fleet import load_fleet
+from dfr_common.fleet import fleet_and_vehicle_ids
 from dfr_common.mission import Phase
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
@@ -115,12 +115,7 @@ class PerceptionNode(LeanNode):
         ])
         if p.watch not in ("all", "described"):
             raise ValueError(f"parameter 'watch' is '{p.watch}': use 'all' or 'described'")
-        if not p.fleet_file:
-            raise ValueError("parameter 'fleet_file' is empty: give the path of a fleet file")
-        fleet = load_fleet(p.fleet_file)
-        unknown = set(p.vehicles) - set(fleet.vehicles)
-        if unknown:
-            raise ValueError(f"parameter 'vehicles' names {sorted(unknown)}, not in {p.fleet_file}")
+        fleet, vehicle_ids = fleet_and_vehicle_ids(p.fleet_file, p.vehicles)
         if p.redaction not in ("blur", "pixelate"):
             raise ValueError(f"parameter 'redaction' is '{p.redaction}': use 'blur' or 'pixelate'")
         self.privacy = PrivacyConfig(method=p.redaction)
@@ -128,7 +123,7 @@ class PerceptionNode(LeanNode):
         self.drones: dict[str, _Drone] = {}
         self.pubs = {}
         warned = False
-        for vehicle_id in (list(p.vehicles) or list(fleet.vehicles)):
+        for vehicle_id in vehicle_ids:
             motion = config_for_frame_rate(p.max_rate_hz, tuple(p.motion_reference_lags_s), p.motion_warm_up_s,
                                            processing_width=p.processing_width)
             detector, warning = make_detector(
