@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfr_bringup.airframes import Airframe, load_airframes
-from dfr_common.config_file import load_yaml
+from dfr_common.config_file import ros_parameters
 from dfr_common.fleet import Fleet, load_fleet
 
 
@@ -167,8 +167,7 @@ def foxglove_node(use_sim_time: bool = True) -> NodeSpec:
 
 def node_parameters(config_dir: Path, file_name: str, node: str) -> dict:
     """A node's ros__parameters in one of config/'s parameter files ({} when it has none there)."""
-    data = load_yaml(Path(config_dir) / file_name, ValueError, f"{node} parameters") or {}
-    return (data.get(node) or {}).get("ros__parameters", {})
+    return ros_parameters(Path(config_dir) / file_name, node)
 
 
 def lockstep_image_queue_depth(config_dir: Path) -> int:

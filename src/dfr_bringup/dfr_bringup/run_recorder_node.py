@@ -29,7 +29,7 @@ from dfr_bringup.run_record import (
 )
 from dfr_common import px4
 from dfr_common.camera_geometry import gimbal_to_world_rotation
-from dfr_common.config_file import load_yaml
+from dfr_common.config_file import ros_parameters
 from dfr_common.fleet import load_fleet
 from dfr_common.ros import qos
 from dfr_common.ros.lazy_subscriptions import LazySubscriptions
@@ -79,16 +79,14 @@ class RunRecorderNode(LeanNode):
         self.bases_xy = [self.frame.to_enu(b.latitude, b.longitude)[:2] for b in self.fleet.bases.values()]
         self.cruise_speed_m_s, self.launch_s, self.standoff_m = None, None, 0.0
         if p.dispatch_params_file:
-            dispatch = (load_yaml(p.dispatch_params_file, ValueError, "dispatch parameters").get("/dfr/dispatch")
-                        or {}).get("ros__parameters", {})
+            dispatch = ros_parameters(p.dispatch_params_file, "/dfr/dispatch")
             figures = AssignmentConfig(cruise_speed_m_s=float(dispatch.get("cruise_speed_m_s", 15.0)),
                                        cruise_altitude_m=float(dispatch.get("cruise_altitude_m", 60.0)))
             self.cruise_speed_m_s, self.launch_s = figures.cruise_speed_m_s, figures.launch_s
             self.standoff_m = float(dispatch.get("standoff_radius_m", 0.0))
             if p.bridge_params_file:
                 # Physical: nothing for a dock, the climb at the rate the bridges fly it.
-                bridge = (load_yaml(p.bridge_params_file, ValueError, "bridge parameters").get("/**/bridge")
-                          or {}).get("ros__parameters", {})
+                bridge = ros_parameters(p.bridge_params_file, "/**/bridge")
                 self.launch_s = figures.cruise_altitude_m / float(bridge.get("climb_speed_m_s", figures.climb_rate_m_s))
         self.paths = FlightPaths(p.path_period_s)
         self.chase = ChaseScore()

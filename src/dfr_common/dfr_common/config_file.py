@@ -24,6 +24,13 @@ def load_yaml(path, error: type[Exception], what: str):
         raise error(f"{path}: not valid YAML: {err}") from err
 
 
+def ros_parameters(path, node: str) -> dict:
+    """A node's ros__parameters in a ROS 2 parameter file ({} when the file has no section for it);
+    a missing or malformed file raises ValueError."""
+    data = load_yaml(path, ValueError, f"{node} parameters") or {}
+    return (data.get(node) or {}).get("ros__parameters", {})
+
+
 def load_json(path, error: type[Exception], what: str):
     """As load_yaml, for JSON (GeoJSON) files."""
     path = Path(path)
